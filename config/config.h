@@ -1,0 +1,77 @@
+/*
+ * config/config.h — the sensor's settings: defaults, the YAML file (libyaml),
+ * and command-line overrides, all driven by one declarative key table
+ * (key, type, default, field offset, help) that also produces
+ * --dump-config output and docs/CONFIG.md.
+ *
+ * Control plane only: single-threaded, may abort on out-of-memory.
+ */
+#ifndef KG_CONFIG_H
+#define KG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/kg_common.h"
+
+/* A list of owned strings. */
+struct kg_strlist {
+    char **items;
+    size_t count;
+};
+
+struct kg_config {
+    /* sensor */
+    char *sensor_id;            /* "sensor.id": name in every event; default: host name */
+    char *log_level;            /* "sensor.log_level": error|warning|info|debug */
+    uint32_t workers;           /* "sensor.workers": 0 = cores - 1, at least 1 */
+    /* input */
+    struct kg_strlist read_files; /* "input.files": captures to read (-r) */
+    /* indicators */
+    struct kg_strlist indicator_files; /* "indicators.files" (--indicators) */
+    /* outputs */
+    struct kg_strlist outputs;  /* "outputs": sink specs (-o); default: stdout */
+    /* flows */
+    uint32_t flow_max;          /* "flow.max_flows": per worker */
+    uint32_t flow_tcp_timeout;  /* "flow.tcp_timeout": seconds */
+    uint32_t flow_udp_timeout;  /* "flow.udp_timeout": seconds */
+    uint32_t flow_other_timeout;/* "flow.other_timeout": seconds */
+    bool flow_vlan_in_key;      /* "flow.vlan_in_key" */
+    /* pipeline */
+    uint32_t ring_size;         /* "pipeline.ring_size": batches per worker ring (power of two) */
+    uint32_t batch_packets;     /* "pipeline.batch_packets": packets per batch */
+    uint32_t alert_queue;       /* "pipeline.alert_queue": events per worker->export ring (power of two) */
+};
+
+/* Fills every field with its default (lists empty). */
+void kg_config_init(struct kg_config *cfg);
+
+/*
+ * Loads a YAML file over the current values. Nested mappings name keys by
+ * path ("flow:\n  max_flows: 1000" sets "flow.max_flows"); lists are YAML
+ * sequences (a scalar is taken as a one-element list). Unknown keys, wrong
+ * types and out-of-range values are errors. On error returns a negative
+ * KG_ERR_* with err as "file:line: message" (line numbers 1-based); cfg may
+ * be partly updated.
+ */
+int kg_config_load_file(struct kg_config *cfg, const char *path, struct kg_err *err);
+
+/* Sets one key from text (command line). For list keys the value is
+ * appended. Returns 0 or a negative KG_ERR_* with err filled. */
+int kg_config_set(struct kg_config *cfg, const char *key, const char *value, struct kg_err *err);
+
+/* Checks cross-field constraints after loading. Returns 0 or KG_ERR_INVAL. */
+int kg_config_validate(const struct kg_config *cfg, struct kg_err *err);
+
+/* Writes the effective configuration as YAML that kg_config_load_file() reads back. */
+void kg_config_dump(const struct kg_config *cfg, FILE *out);
+
+/* Writes the key reference (Markdown table) for docs/CONFIG.md. */
+void kg_config_write_reference(FILE *out);
+
+/* Frees owned strings and lists; the struct itself is the caller's. */
+void kg_config_free(struct kg_config *cfg);
+
+#endif /* KG_CONFIG_H */

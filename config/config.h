@@ -45,24 +45,37 @@ struct kg_config {
     uint32_t alert_queue;       /* "pipeline.alert_queue": events per worker->export ring (power of two) */
 };
 
-/* Fills every field with its default (lists empty). */
+/* Fills every field with its default (lists empty; sensor_id is the host
+ * name). Does not free what cfg held: call kg_config_free() first to reuse. */
 void kg_config_init(struct kg_config *cfg);
 
 /*
  * Loads a YAML file over the current values. Nested mappings name keys by
  * path ("flow:\n  max_flows: 1000" sets "flow.max_flows"); lists are YAML
- * sequences (a scalar is taken as a one-element list). Unknown keys, wrong
- * types and out-of-range values are errors. On error returns a negative
- * KG_ERR_* with err as "file:line: message" (line numbers 1-based); cfg may
- * be partly updated.
+ * sequences (a scalar is taken as a one-element list) and a list in the file
+ * replaces the current one. Unknown keys, wrong types, out-of-range values
+ * and duplicate keys are errors. On error returns a negative KG_ERR_*
+ * (KG_ERR_IO: unreadable, KG_ERR_PARSE: not YAML, KG_ERR_INVAL: bad setting)
+ * with err as "file:line: message" (line numbers 1-based) or "file: cannot
+ * open: reason"; cfg is then left unchanged.
  */
 int kg_config_load_file(struct kg_config *cfg, const char *path, struct kg_err *err);
 
-/* Sets one key from text (command line). For list keys the value is
- * appended. Returns 0 or a negative KG_ERR_* with err filled. */
+/* Sets one key from text (command line), parsed like a value in the file.
+ * For list keys the value is appended, and an empty value clears the list.
+ * Returns 0 or KG_ERR_INVAL with err as "key: message" (or "unknown key
+ * 'x' (did you mean 'y'?)"); on error cfg is unchanged. Borrows key and value. */
 int kg_config_set(struct kg_config *cfg, const char *key, const char *value, struct kg_err *err);
 
-/* Checks cross-field constraints after loading. Returns 0 or KG_ERR_INVAL. */
+/* kg_config_set() from one "key=value" argument (a generic --set option). */
+int kg_config_set_pair(struct kg_config *cfg, const char *pair, struct kg_err *err);
+
+/* Name of the i-th key in table order ("sensor.id", ...), or NULL when i is
+ * past the last; returns a static string. For help output and tests. */
+const char *kg_config_key_name(size_t i);
+
+/* Checks every field against its key's rules (in case a caller wrote fields
+ * directly) and the cross-field constraints. Returns 0 or KG_ERR_INVAL. */
 int kg_config_validate(const struct kg_config *cfg, struct kg_err *err);
 
 /* Writes the effective configuration as YAML that kg_config_load_file() reads back. */

@@ -39,11 +39,13 @@ struct kg_alert {
 
 /*
  * Appends one alert as a single-line JSON object followed by '\n' to out.
- * Fields (EVE style): timestamp, event_id, host (sensor id), flow_id, event_type "alert",
- * src_ip, src_port, dest_ip, dest_port, proto, app_proto, vlan (when
- * tagged), alert {signature, signature_id, category, severity}, indicator
- * {value, type, where, seen, source, meta}, and tls/dns/http when known.
- * See docs/EVENTS.md.
+ * Fields (EVE style), in this order: timestamp, event_id, host (sensor id),
+ * flow_id, event_type "alert", vlan (when tagged), src_ip, src_port,
+ * dest_ip, dest_port, proto, app_proto, alert {signature, signature_id,
+ * category, severity}, indicator {value, type, where, seen, source, meta},
+ * and tls/dns/http when known. See docs/EVENTS.md.
+ * Borrows a and everything it points to. a->flow and a->ind are required:
+ * without them nothing is appended. Allocates only to grow `out`.
  */
 void kg_event_format_alert(struct kg_buf *out, const struct kg_alert *a);
 
@@ -77,12 +79,27 @@ struct kg_sink;
  */
 struct kg_sink *kg_sink_new(const char *spec, struct kg_err *err);
 /* Queues one event (a JSON object, with or without a trailing '\n'; the
- * bytes are copied). Returns 0 or a negative KG_ERR_*. */
+ * bytes are copied). Returns 0 or a negative KG_ERR_*: KG_ERR_INVAL for an
+ * empty event or one with a '\n' inside (it would break line framing),
+ * KG_ERR_NOMEM when no copy can be made (the event is not accepted). */
 int kg_sink_write(struct kg_sink *s, const char *json, size_t len);
 /* Delivers what is queued. Returns 0 when everything queued was delivered,
  * KG_ERR_AGAIN when some is still queued (destination unreachable: it will
- * be retried on the next flush), another negative KG_ERR_* on failure. */
+ * be retried on the next flush), another negative KG_ERR_* on failure.
+ * A Redis sink tries to connect at most once per call (1 s connect
+ * timeout, 5 s per command batch), so a caller may simply call it in a loop
+ * with a pause. Delivery to Redis is at least once: a connection lost
+ * after a command was sent but before its reply arrived resends it. */
 int kg_sink_flush(struct kg_sink *s, struct kg_err *err);
+/* Bounds a Redis sink's queue (default KG_SINK_REDIS_MAX_QUEUED events):
+ * beyond it the oldest event is dropped and counted as failed. Returns 0,
+ * or KG_ERR_INVAL for 0 or for a sink without a queue. */
+#define KG_SINK_REDIS_MAX_QUEUED 1000000u
+int kg_sink_set_queue_limit(struct kg_sink *s, size_t max_events);
+/* Reopens a file sink's path after writing out its buffer (log rotation:
+ * call it after the file was renamed). A no-op returning 0 for the other
+ * sinks. Returns 0 or a negative KG_ERR_* with err filled. */
+int kg_sink_reopen(struct kg_sink *s, struct kg_err *err);
 void kg_sink_get_stats(const struct kg_sink *s, struct kg_sink_stats *out);
 /* The spec with any password masked, for logs. */
 const char *kg_sink_name(const struct kg_sink *s);

@@ -71,6 +71,13 @@ struct kg_indicator_set *kg_indicator_set_new(void);
 int kg_indicator_set_load_file(struct kg_indicator_set *s, const char *path,
                                struct kg_indicator_load_report *rep, struct kg_err *err);
 
+/* Same as kg_indicator_set_load_file() on a feed already in memory (fetched
+ * over the network, or a fuzzer's input). Borrows data (len bytes, need not
+ * be NUL-terminated); `name` (borrowed, copied) stands for the file name in
+ * messages and in the indicators' ->file. */
+int kg_indicator_set_load_buffer(struct kg_indicator_set *s, const char *name, const char *data, size_t len,
+                                 struct kg_indicator_load_report *rep, struct kg_err *err);
+
 /* Adds one indicator (value is copied). Returns 0, or KG_ERR_PARSE with err
  * filled when the value is not valid for the type. */
 int kg_indicator_set_add(struct kg_indicator_set *s, enum kg_ind_type type, const char *value,

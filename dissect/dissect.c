@@ -1,0 +1,583 @@
+/*
+ * dissect/dissect.c — the per-worker dissector: decode, find the flow, run
+ * the application parsers and nDPI, and report observations.
+ *
+ * Threads: a dissector is owned by one worker thread. It owns that worker's
+ * flow table, its nDPI detection module (nDPI modules are not thread-safe,
+ * hence one per worker) and a bounded pool of nDPI flow states.
+ *
+ * What comes from where: DNS question names and HTTP requests are parsed
+ * here (dissect_dns.c, dissect_http.c) because nDPI 4.2 keeps one name and
+ * one request per flow; TLS/QUIC SNI, JA3 and the certificate SHA1 come
+ * from nDPI. nDPI sees a flow until it has detected the protocol and has
+ * nothing more to extract (ndpi_extra_dissection_possible), or gives up
+ * after KG_NDPI_MAX_PACKETS; its state then returns to the pool.
+ */
+#include "dissect/dissect_int.h"
+#include "dissect/dissect_parsers.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <ndpi/ndpi_api.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KG_NDPI_MAX_PACKETS 48 /* packets given to nDPI per flow at most */
+
+struct kg_dissector {
+    struct kg_dissector_config cfg;
+    kg_observe_fn cb;
+    void *user;
+    struct kg_flow_table ft;
+    struct ndpi_detection_module_struct *ndpi;
+    /* pool of nDPI flow states: at most one per flow slot */
+    struct ndpi_flow_struct **ndpi_free;
+    uint32_t ndpi_nfree, ndpi_allocated;
+    char **proto_names; /* lower-cased nDPI protocol names, by id */
+    uint32_t nproto_names;
+    uint64_t flow_counter;
+    uint64_t timeout_us[KG_LRU_COUNT];
+    struct kg_dissect_stats st;
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+const char *kg_addr_str(uint8_t family, const uint8_t *addr, char *buf)
+{
+    if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, buf, 46)) kg_strlcpy(buf, "?", 46);
+    return buf;
+}
+
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+static void observe(struct kg_dissector *d, enum kg_obs_type type, struct kg_flow *f, uint64_t ts,
+                    const char *value, size_t len, bool to_server)
+{
+    struct kg_observation o = {
+        .type = type, .flow = &f->info, .ts_us = ts, .value = value, .value_len = len, .to_server = to_server};
+    d->cb(d->user, &o);
+}
+
+/* ---- nDPI ------------------------------------------------------------------ */
+
+static struct ndpi_flow_struct *ndpi_flow_get(struct kg_dissector *d)
+{
+    if (d->ndpi_nfree) return d->ndpi_free[--d->ndpi_nfree];
+    if (d->ndpi_allocated >= d->ft.max_flows) return NULL;
+    struct ndpi_flow_struct *nf = calloc(1, ndpi_detection_get_sizeof_ndpi_flow_struct());
+    if (nf) d->ndpi_allocated++;
+    return nf;
+}
+
+static void ndpi_flow_put(struct kg_dissector *d, struct ndpi_flow_struct *nf)
+{
+    ndpi_free_flow_data(nf); /* strings nDPI allocated for this flow */
+    memset(nf, 0, ndpi_detection_get_sizeof_ndpi_flow_struct());
+    d->ndpi_free[d->ndpi_nfree++] = nf;
+}
+
+static const char *proto_name(struct kg_dissector *d, uint16_t id)
+{
+    switch (id) {
+    case NDPI_PROTOCOL_TLS: return "tls";
+    case NDPI_PROTOCOL_DTLS: return "dtls";
+    case NDPI_PROTOCOL_QUIC: return "quic";
+    case NDPI_PROTOCOL_DNS:
+    case NDPI_PROTOCOL_MDNS:
+    case NDPI_PROTOCOL_LLMNR: return "dns";
+    case NDPI_PROTOCOL_HTTP: return "http";
+    default: break;
+    }
+    if (id < d->nproto_names && d->proto_names[id]) return d->proto_names[id];
+    return NULL;
+}
+
+static bool is_tls_like(uint16_t id)
+{
+    return id == NDPI_PROTOCOL_TLS || id == NDPI_PROTOCOL_QUIC || id == NDPI_PROTOCOL_DTLS;
+}
+
+static void ndpi_release(struct kg_dissector *d, struct kg_flow *f)
+{
+    if (!f->ndpi) return;
+    ndpi_flow_put(d, f->ndpi);
+    f->ndpi = NULL;
+}
+
+/* Takes what nDPI extracted so far: SNI, JA3, certificate SHA1. */
+static void ndpi_harvest(struct kg_dissector *d, struct kg_flow *f, ndpi_protocol proto, uint64_t ts,
+                         bool to_server)
+{
+    struct ndpi_flow_struct *nf = f->ndpi;
+    bool tls = is_tls_like(proto.master_protocol) || is_tls_like(proto.app_protocol);
+    if (!tls) return;
+    if (!f->sni_done && nf->host_server_name[0]) {
+        f->sni_done = true;
+        kg_strlcpy(f->info.sni, nf->host_server_name, sizeof(f->info.sni));
+        observe(d, KG_OBS_TLS_SNI, f, ts, f->info.sni, strlen(f->info.sni), to_server);
+    }
+    if (!f->ja3_done && nf->protos.tls_quic.ja3_client[0]) {
+        f->ja3_done = true;
+        kg_strlcpy(f->info.ja3, nf->protos.tls_quic.ja3_client, sizeof(f->info.ja3));
+        observe(d, KG_OBS_TLS_JA3, f, ts, f->info.ja3, strlen(f->info.ja3), to_server);
+    }
+    if (!f->cert_done) {
+        const uint8_t *h = nf->protos.tls_quic.sha1_certificate_fingerprint;
+        bool any = false;
+        for (int i = 0; i < 20; i++) any |= h[i] != 0;
+        if (any) {
+            static const char hex[] = "0123456789abcdef";
+            f->cert_done = true;
+            for (int i = 0; i < 20; i++) {
+                f->info.cert_sha1[2 * i] = hex[h[i] >> 4];
+                f->info.cert_sha1[2 * i + 1] = hex[h[i] & 15];
+            }
+            f->info.cert_sha1[40] = '\0';
+            observe(d, KG_OBS_TLS_CERT_SHA1, f, ts, f->info.cert_sha1, 40, to_server);
+        }
+    }
+}
+
+static void run_ndpi(struct kg_dissector *d, struct kg_flow *f, const struct kg_decoded *dec, uint64_t ts,
+                     bool to_server)
+{
+    struct ndpi_flow_struct *nf = f->ndpi;
+    uint16_t len = dec->l3_len > 65535 ? 65535 : (uint16_t)dec->l3_len;
+    ndpi_protocol proto = ndpi_detection_process_packet(d->ndpi, nf, dec->l3, len, ts / 1000);
+    f->ndpi_packets++;
+    if (proto.app_protocol != NDPI_PROTOCOL_UNKNOWN || proto.master_protocol != NDPI_PROTOCOL_UNKNOWN) {
+        if (!f->ndpi_detected) {
+            f->ndpi_detected = true;
+            const char *name = proto_name(d, proto.master_protocol ? proto.master_protocol
+                                                                   : proto.app_protocol);
+            if (name && !f->info.app_proto) f->info.app_proto = name;
+        }
+        ndpi_harvest(d, f, proto, ts, to_server);
+        if (!ndpi_extra_dissection_possible(d->ndpi, nf)) ndpi_release(d, f);
+    }
+    if (f->ndpi && f->ndpi_packets >= KG_NDPI_MAX_PACKETS) {
+        if (!f->ndpi_detected) {
+            uint8_t guessed = 0;
+            proto = ndpi_detection_giveup(d->ndpi, nf, 1, &guessed);
+            const char *name = proto_name(d, proto.master_protocol ? proto.master_protocol
+                                                                   : proto.app_protocol);
+            if (name && !f->info.app_proto) f->info.app_proto = name;
+        }
+        ndpi_release(d, f);
+    }
+}
+
+/* ---- DNS ------------------------------------------------------------------- */
+
+struct dns_ctx {
+    struct kg_dissector *d;
+    struct kg_flow *f;
+    uint64_t ts;
+    bool to_server;
+};
+
+static void dns_question(void *user, const char *name, size_t len, uint16_t qtype, uint16_t qclass)
+{
+    struct dns_ctx *c = user;
+    (void)qclass;
+    if (len == 0) return; /* the root: nothing to match */
+    struct kg_observation o = {.type = KG_OBS_DNS_QUERY,
+                               .flow = &c->f->info,
+                               .ts_us = c->ts,
+                               .value = name,
+                               .value_len = len,
+                               .dns_qtype = qtype,
+                               .to_server = c->to_server};
+    c->d->cb(c->d->user, &o);
+}
+
+static void dns_message(struct kg_dissector *d, struct kg_flow *f, const uint8_t *p, size_t len, uint64_t ts,
+                        bool to_server)
+{
+    struct dns_ctx c = {d, f, ts, to_server};
+    d->st.dns_messages++;
+    /* Set before parsing: alerts raised from the questions carry it. */
+    const char *prev = f->info.app_proto;
+    if (!prev) f->info.app_proto = "dns";
+    if (kg_dns_parse_message(p, len, NULL, dns_question, &c) < 0) {
+        d->st.dns_malformed++;
+        f->info.app_proto = prev;
+    }
+}
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* Parses complete length-prefixed messages at p; returns bytes consumed. */
+static size_t dns_tcp_messages(struct kg_dissector *d, struct kg_flow *f, const uint8_t *p, size_t len,
+                               uint64_t ts, bool to_server)
+{
+    size_t off = 0;
+    while (len - off >= 2) {
+        size_t mlen = rd16(p + off);
+        if (len - off - 2 < mlen) break;
+        dns_message(d, f, p + off + 2, mlen, ts, to_server);
+        off += 2 + mlen;
+    }
+    return off;
+}
+
+/* DNS over TCP (RFC 1035 4.2.2, RFC 7766): messages may share a segment or
+ * span several. Whole messages are parsed in place; only a partial message
+ * is copied, into a per-direction buffer allocated on first need. */
+static void dns_tcp(struct kg_dissector *d, struct kg_flow *f, const struct kg_decoded *dec, uint64_t ts,
+                    bool to_server)
+{
+    int dir = to_server ? 0 : 1;
+    struct kg_dns_tcp_buf *b = f->dns_tcp[dir];
+    const uint8_t *p = dec->payload;
+    size_t len = dec->payload_len;
+    uint32_t seq = dec->tcp_seq;
+    if (dec->tcp_flags & KG_TCP_SYN) return;
+
+    if (b && b->len) {
+        int32_t delta = (int32_t)(seq - b->next_seq);
+        if (delta < 0) { /* retransmission overlapping what we have */
+            if ((size_t)-delta >= len) return;
+            p += -delta, len -= (size_t)-delta, seq = b->next_seq;
+        } else if (delta > 0) { /* gap: the partial message cannot be completed */
+            d->st.tcp_reassembly_gaps++;
+            b->len = 0;
+        }
+    }
+    if (b && b->len) {
+        size_t room = KG_DNS_TCP_BUF - b->len;
+        size_t take = len < room ? len : room;
+        memcpy(b->data + b->len, p, take);
+        b->len += (uint32_t)take;
+        b->next_seq = seq + (uint32_t)take;
+        size_t used = dns_tcp_messages(d, f, b->data, b->len, ts, to_server);
+        memmove(b->data, b->data + used, b->len - used);
+        b->len -= (uint32_t)used;
+        p += take, len -= take;
+        if (len == 0) return;
+        /* Buffer full without a complete message cannot happen (max message
+         * 65535 + 2 bytes fits); anything left is past a full buffer: drop. */
+        return;
+    }
+    size_t used = dns_tcp_messages(d, f, p, len, ts, to_server);
+    if (used == len) return;
+    if (!b) {
+        b = malloc(sizeof(*b) + KG_DNS_TCP_BUF);
+        if (!b) return;
+        f->dns_tcp[dir] = b;
+    }
+    b->len = (uint32_t)(len - used);
+    memcpy(b->data, p + used, b->len);
+    b->next_seq = seq + (uint32_t)len;
+    b->seq_known = true;
+}
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+struct http_ctx {
+    struct kg_dissector *d;
+    struct kg_flow *f;
+    uint64_t ts;
+};
+
+static void http_request(void *user, const struct kg_http_request *r)
+{
+    struct http_ctx *c = user;
+    c->d->st.http_requests++;
+    if (!c->f->info.app_proto) c->f->info.app_proto = "http";
+    struct kg_observation o = {.type = KG_OBS_HTTP_REQUEST,
+                               .flow = &c->f->info,
+                               .ts_us = c->ts,
+                               .value = r->host ? r->host : "",
+                               .value_len = r->host ? r->host_len : 0,
+                               .http_uri = r->uri,
+                               .http_uri_len = r->uri_len,
+                               .http_method = r->method,
+                               .http_method_len = r->method_len,
+                               .to_server = true};
+    c->d->cb(c->d->user, &o);
+}
+
+/* ---- flows ----------------------------------------------------------------- */
+
+static void end_flow(struct kg_dissector *d, struct kg_flow *f)
+{
+    observe(d, KG_OBS_FLOW_END, f, f->info.last_ts_us, NULL, 0, true);
+    ndpi_release(d, f);
+    free(f->dns_tcp[0]);
+    free(f->dns_tcp[1]);
+    free(f->marks);
+    kg_flow_table_remove(&d->ft, f);
+    d->st.flows_ended++;
+}
+
+static bool is_dns_port(uint16_t port)
+{
+    return port == 53 || port == 5353 || port == 5355;
+}
+
+static enum kg_lru_class lru_class_of(uint8_t proto)
+{
+    return proto == 6 ? KG_LRU_TCP : proto == 17 ? KG_LRU_UDP : KG_LRU_OTHER;
+}
+
+/* Evicts the least recently active flow of all classes (table full). */
+static void evict_one(struct kg_dissector *d)
+{
+    struct kg_flow *victim = NULL;
+    for (int c = 0; c < KG_LRU_COUNT; c++) {
+        struct kg_flow *f = kg_flow_table_oldest(&d->ft, (enum kg_lru_class)c);
+        if (f && (!victim || f->info.last_ts_us < victim->info.last_ts_us)) victim = f;
+    }
+    if (victim) {
+        d->st.flows_evicted++;
+        end_flow(d, victim);
+    }
+}
+
+static void make_ckey(const struct kg_decoded *dec, bool vlan_in_key, struct kg_ckey *k, bool *swapped)
+{
+    memset(k, 0, sizeof(*k));
+    size_t alen = dec->family == 6 ? 16 : 4;
+    bool ports = dec->proto == 6 || dec->proto == 17 || dec->proto == 132;
+    uint16_t sp = ports ? dec->sport : 0, dp = ports ? dec->dport : 0;
+    int c = memcmp(dec->src, dec->dst, alen);
+    *swapped = c > 0 || (c == 0 && sp > dp);
+    memcpy(k->a, *swapped ? dec->dst : dec->src, alen);
+    memcpy(k->b, *swapped ? dec->src : dec->dst, alen);
+    k->aport = *swapped ? dp : sp;
+    k->bport = *swapped ? sp : dp;
+    k->family = dec->family;
+    k->proto = dec->proto;
+    if (vlan_in_key) {
+        k->nvlan = dec->nvlan;
+        memcpy(k->vlan, dec->vlan, sizeof(k->vlan));
+    }
+}
+
+void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
+{
+    struct kg_decoded dec;
+    d->st.packets++;
+    d->st.bytes += pkt->wirelen;
+    switch (kg_decode(pkt, &dec)) {
+    case KG_DECODE_OK: break;
+    case KG_DECODE_NOT_IP: d->st.decode_not_ip++; return;
+    case KG_DECODE_TRUNCATED: d->st.decode_truncated++; return;
+    case KG_DECODE_BAD_LINKTYPE: d->st.decode_bad_linktype++; return;
+    case KG_DECODE_BAD_L3:
+    case KG_DECODE_TOO_DEEP: d->st.decode_bad_l3++; return;
+    }
+    if (dec.tunnels) d->st.decode_tunnels++;
+    if (dec.is_fragment) {
+        /* Reassembly is not done yet: fragments are counted, not dissected. */
+        d->st.decode_fragments++;
+        return;
+    }
+
+    uint64_t ts = pkt->ts_us;
+    struct kg_ckey k;
+    bool swapped;
+    make_ckey(&dec, d->cfg.vlan_in_key, &k, &swapped);
+    uint32_t h = kg_ckey_hash(&k, d->ft.seed);
+    struct kg_flow *f = kg_flow_table_find(&d->ft, &k, h);
+    bool to_server = true;
+    if (!f) {
+        enum kg_lru_class cls = lru_class_of(dec.proto);
+        f = kg_flow_table_insert(&d->ft, &k, h, cls);
+        if (!f) {
+            evict_one(d);
+            f = kg_flow_table_insert(&d->ft, &k, h, cls);
+            if (!f) {
+                d->st.flow_alloc_failed++;
+                return;
+            }
+        }
+        d->st.flows_created++;
+        struct kg_flow_info *fi = &f->info;
+        size_t alen = dec.family == 6 ? 16 : 4;
+        fi->key.family = dec.family;
+        fi->key.proto = dec.proto;
+        memcpy(fi->key.saddr, dec.src, alen);
+        memcpy(fi->key.daddr, dec.dst, alen);
+        bool ports = dec.proto == 6 || dec.proto == 17 || dec.proto == 132;
+        fi->key.sport = ports ? dec.sport : 0;
+        fi->key.dport = ports ? dec.dport : 0;
+        if (dec.proto == 1 || dec.proto == 58) {
+            fi->key.sport = dec.icmp_type;
+            fi->key.dport = dec.icmp_code;
+        }
+        fi->first_ts_us = ts;
+        fi->nvlan = dec.nvlan;
+        memcpy(fi->vlan, dec.vlan, sizeof(fi->vlan));
+        fi->flow_id = mix64(++d->flow_counter ^ ((uint64_t)d->cfg.worker_id << 48) ^ 0x6b6167616d69ull) &
+                      0x7fffffffffffffffull;
+        f->is_dns_port = ports && (is_dns_port(dec.sport) || is_dns_port(dec.dport));
+        f->ndpi = ndpi_flow_get(d);
+        if (f->ndpi) d->st.ndpi_flows++;
+        observe(d, KG_OBS_FLOW_START, f, ts, NULL, 0, true);
+    } else {
+        /* The initiator is the sender of the first packet; compare this one. */
+        size_t alen = dec.family == 6 ? 16 : 4;
+        bool ports = dec.proto == 6 || dec.proto == 17 || dec.proto == 132;
+        to_server = memcmp(dec.src, f->info.key.saddr, alen) == 0 &&
+                    (!ports || dec.sport == f->info.key.sport);
+        if (memcmp(dec.src, dec.dst, alen) == 0 && ports) to_server = dec.sport == f->info.key.sport;
+        kg_flow_table_touch(&d->ft, f);
+    }
+    (void)swapped;
+    struct kg_flow_info *fi = &f->info;
+    fi->last_ts_us = ts;
+    if (to_server) {
+        fi->pkts_toserver++;
+        fi->bytes_toserver += pkt->wirelen;
+    } else {
+        fi->pkts_toclient++;
+        fi->bytes_toclient += pkt->wirelen;
+    }
+
+    if (dec.has_l4 && dec.payload_len) {
+        if (f->is_dns_port) {
+            if (dec.proto == 17) dns_message(d, f, dec.payload, dec.payload_len, ts, to_server);
+            else if (dec.proto == 6) dns_tcp(d, f, &dec, ts, to_server);
+        } else if (dec.proto == 6 && to_server) {
+            struct http_ctx c = {d, f, ts};
+            kg_http_parse_requests(dec.payload, dec.payload_len, http_request, &c);
+        }
+    }
+    if (f->ndpi) run_ndpi(d, f, &dec, ts, to_server);
+
+    if (dec.proto == 6 && (dec.tcp_flags & (KG_TCP_FIN | KG_TCP_RST)))
+        f->tcp_fin_mask |= (dec.tcp_flags & KG_TCP_RST) ? 3 : (to_server ? 1 : 2);
+    kg_dissector_expire(d, ts);
+}
+
+void kg_dissector_expire(struct kg_dissector *d, uint64_t now_us)
+{
+    for (int c = 0; c < KG_LRU_COUNT; c++) {
+        struct kg_flow *f;
+        while ((f = kg_flow_table_oldest(&d->ft, (enum kg_lru_class)c)) &&
+               f->info.last_ts_us + d->timeout_us[c] < now_us) {
+            d->st.flows_timed_out++;
+            end_flow(d, f);
+        }
+    }
+}
+
+void kg_dissector_flush(struct kg_dissector *d)
+{
+    for (int c = 0; c < KG_LRU_COUNT; c++) {
+        struct kg_flow *f;
+        while ((f = kg_flow_table_oldest(&d->ft, (enum kg_lru_class)c))) end_flow(d, f);
+    }
+}
+
+const struct kg_dissect_stats *kg_dissector_stats(const struct kg_dissector *d)
+{
+    struct kg_dissector *m = (struct kg_dissector *)d;
+    m->st.flows_active = d->ft.active;
+    return &d->st;
+}
+
+struct kg_dissector *kg_dissector_new(const struct kg_dissector_config *cfg, kg_observe_fn cb, void *user,
+                                      struct kg_err *err)
+{
+    struct kg_dissector *d = kg_xcalloc(1, sizeof(*d));
+    d->cfg = *cfg;
+    if (!d->cfg.max_flows) d->cfg.max_flows = 65536;
+    if (!d->cfg.tcp_timeout_s) d->cfg.tcp_timeout_s = 600;
+    if (!d->cfg.udp_timeout_s) d->cfg.udp_timeout_s = 120;
+    if (!d->cfg.other_timeout_s) d->cfg.other_timeout_s = 60;
+    d->timeout_us[KG_LRU_TCP] = (uint64_t)d->cfg.tcp_timeout_s * 1000000u;
+    d->timeout_us[KG_LRU_UDP] = (uint64_t)d->cfg.udp_timeout_s * 1000000u;
+    d->timeout_us[KG_LRU_OTHER] = (uint64_t)d->cfg.other_timeout_s * 1000000u;
+    d->cb = cb;
+    d->user = user;
+    uint64_t seed = mix64(kg_monotonic_ns() ^ (uint64_t)(uintptr_t)d);
+    if (kg_flow_table_init(&d->ft, d->cfg.max_flows, seed) < 0) {
+        free(d);
+        kg_err_set(err, KG_ERR_NOMEM, "cannot allocate a flow table of %u flows", cfg->max_flows);
+        return NULL;
+    }
+    d->ndpi_free = kg_xcalloc(d->cfg.max_flows, sizeof(*d->ndpi_free));
+
+    d->ndpi = ndpi_init_detection_module(ndpi_no_prefs);
+    if (!d->ndpi) {
+        kg_dissector_free(d);
+        kg_err_set(err, KG_ERR_NOMEM, "nDPI: cannot initialise a detection module");
+        return NULL;
+    }
+    NDPI_PROTOCOL_BITMASK all;
+    NDPI_BITMASK_SET_ALL(all);
+    ndpi_set_protocol_detection_bitmask2(d->ndpi, &all);
+    ndpi_finalize_initialization(d->ndpi);
+
+    d->nproto_names = ndpi_get_num_supported_protocols(d->ndpi);
+    d->proto_names = kg_xcalloc(d->nproto_names, sizeof(char *));
+    for (uint32_t i = 1; i < d->nproto_names; i++) {
+        const char *n = ndpi_get_proto_name(d->ndpi, (u_int16_t)i);
+        if (!n) continue;
+        char *l = kg_xstrdup(n);
+        for (char *c = l; *c; c++) *c = (char)tolower((unsigned char)*c);
+        d->proto_names[i] = l;
+    }
+    return d;
+}
+
+void kg_dissector_free(struct kg_dissector *d)
+{
+    if (!d) return;
+    if (d->ft.flows) {
+        for (uint32_t i = 0; i < d->ft.max_flows; i++) {
+            struct kg_flow *f = &d->ft.flows[i];
+            if (!f->in_use) continue;
+            ndpi_release(d, f);
+            free(f->dns_tcp[0]);
+            free(f->dns_tcp[1]);
+            free(f->marks);
+        }
+    }
+    for (uint32_t i = 0; i < d->ndpi_nfree; i++) ndpi_flow_free(d->ndpi_free[i]);
+    free(d->ndpi_free);
+    for (uint32_t i = 0; i < d->nproto_names; i++) free(d->proto_names[i]);
+    free(d->proto_names);
+    if (d->ndpi) ndpi_exit_detection_module(d->ndpi);
+    kg_flow_table_destroy(&d->ft);
+    free(d);
+}
+
+/* ---- capture-side hash ------------------------------------------------------ */
+
+uint32_t kg_dissect_packet_hash(const struct kg_packet *pkt)
+{
+    struct kg_decoded dec;
+    if (kg_decode(pkt, &dec) != KG_DECODE_OK) return 0;
+    size_t alen = dec.family == 6 ? 16 : 4;
+    uint64_t a = 0, b = 0;
+    uint64_t w[2];
+    /* Per-endpoint hashes combined with +, which is symmetric. */
+    memcpy(w, dec.src, alen == 16 ? 16 : 4);
+    if (alen == 4) w[1] = 0, w[0] &= 0xffffffffull;
+    a = mix64(w[0] ^ mix64(w[1]));
+    memcpy(w, dec.dst, alen == 16 ? 16 : 4);
+    if (alen == 4) w[1] = 0, w[0] &= 0xffffffffull;
+    b = mix64(w[0] ^ mix64(w[1]));
+    if (dec.proto == 6 && dec.has_l4 && !dec.is_fragment) {
+        a = mix64(a ^ dec.sport);
+        b = mix64(b ^ dec.dport);
+    }
+    uint64_t h = mix64((a + b) ^ dec.proto);
+    uint32_t r = (uint32_t)(h ^ (h >> 32));
+    return r ? r : 1;
+}

@@ -33,6 +33,9 @@
 #define IPPROTO_ICMPV6_ 58
 
 #define VXLAN_PORT 4789
+#define GTPU_PORT 2152
+#define TEREDO_PORT 3544
+#define CAPWAP_DATA_PORT 5247
 
 static inline uint16_t rd16(const uint8_t *p)
 {
@@ -111,6 +114,81 @@ static uint32_t gre_header(const uint8_t *p, uint32_t len, uint16_t *proto)
     return hl;
 }
 
+/* GTP-U (3GPP TS 29.281 section 5): G-PDU header length, 0 when this is
+ * not a G-PDU carrying IP. */
+static uint32_t gtpu_header(const uint8_t *p, uint32_t len)
+{
+    if (len < 8 || (p[0] >> 5) != 1 || !(p[0] & 0x10) || p[1] != 0xff) return 0;
+    uint32_t hl = 8;
+    if (p[0] & 0x07) { /* E, S or PN: 4 more bytes, the last one the next extension type */
+        if (len < 12) return 0;
+        uint8_t next = p[11];
+        hl = 12;
+        while (next) { /* extension headers: length in 4-octet units, last byte = next type */
+            if (hl >= len) return 0;
+            uint32_t el = (uint32_t)p[hl] * 4;
+            if (el == 0 || hl + el > len) return 0;
+            next = p[hl + el - 1];
+            hl += el;
+        }
+    }
+    if (hl >= len) return 0;
+    uint8_t v = p[hl] >> 4;
+    return v == 4 || v == 6 ? hl : 0;
+}
+
+/* Teredo (RFC 4380 section 5.1.1): optional authentication and origin
+ * indication headers, then an IPv6 packet. Sets *hl to the offset of the
+ * IPv6 header; false when the payload is not Teredo-encapsulated IPv6. */
+static bool teredo_header(const uint8_t *p, uint32_t len, uint32_t *hl)
+{
+    uint32_t off = 0;
+    if (len >= 4 && p[0] == 0 && p[1] == 1) { /* authentication */
+        off = 4 + (uint32_t)p[2] + p[3] + 8 + 1;
+        if (off > len) return false;
+    }
+    if (len >= off + 8 && p[off] == 0 && p[off + 1] == 0) off += 8; /* origin indication */
+    if (len < off + 40 || (p[off] >> 4) != 6) return false;
+    uint32_t plen = rd16(p + off + 4);
+    if (off + 40 + plen > len) return false;
+    *hl = off;
+    return true;
+}
+
+/* CAPWAP data channel (RFC 5415 section 4.3): HLEN in 4-byte words; T=0
+ * carries 802.3 frames, T=1 with WBID 1 carries IEEE 802.11 frames. */
+static uint32_t capwap_header(const uint8_t *p, uint32_t len, enum layer *inner)
+{
+    if (len < 8 || (p[0] >> 4) != 0 || (p[0] & 0x0f) != 0) return 0; /* version 0, type 0 */
+    uint32_t hl = (uint32_t)((p[1] >> 3) & 0x1f) * 4;
+    bool t = (p[2] & 0x01) != 0;
+    uint8_t wbid = (uint8_t)(((p[1] & 0x07) << 2) | (p[2] >> 6));
+    if (hl < 8 || hl >= len) return 0;
+    if (p[3] & 0x80) return 0; /* fragment: not reassembled */
+    if (!t) {
+        *inner = L_ETHER;
+        return hl;
+    }
+    if (wbid != 1) return 0;
+    /* 802.11 data frame: FC(2) dur(2) a1 a2 a3 (18) seq(2) [a4 (6)] [QoS (2)], then LLC/SNAP. */
+    const uint8_t *w = p + hl;
+    uint32_t wl = len - hl;
+    if (wl < 24) return 0;
+    uint8_t fc0 = w[0], fc1 = w[1];
+    if (((fc0 >> 2) & 0x3) != 2) return 0; /* not a data frame */
+    uint32_t off = 24;
+    if ((fc1 & 0x03) == 0x03) off += 6;
+    if (fc0 & 0x80) off += 2; /* QoS data subtypes */
+    if (wl < off + 8) return 0;
+    const uint8_t *llc = w + off;
+    if (llc[0] != 0xaa || llc[1] != 0xaa || llc[2] != 0x03) return 0;
+    uint16_t et = rd16(llc + 6);
+    if (et == ETH_IPV4) *inner = L_IPV4;
+    else if (et == ETH_IPV6) *inner = L_IPV6;
+    else return 0;
+    return hl + off + 8;
+}
+
 enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *d)
 {
     memset(d, 0, sizeof(*d));
@@ -138,6 +216,8 @@ enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *
         break;
     }
     case KG_LINK_RAW:
+    case 12: /* DLT_RAW as libpcap reports it on Linux/BSD for LINKTYPE_RAW files */
+    case 14: /* DLT_RAW on OpenBSD */
     case KG_LINK_IPV4:
     case KG_LINK_IPV6:
         if (len < 1) return KG_DECODE_TRUNCATED;
@@ -370,13 +450,30 @@ enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *
             p = in, len = inlen;
             continue;
         }
-        /* UDP */
-        if (len >= 8 + 8 && rd16(p + 2) == VXLAN_PORT && (p[8] & 0x08)) {
-            /* RFC 7348: 8-byte VXLAN header with the I flag, then Ethernet. */
-            d->tunnels++;
-            p += 16, len -= 16;
-            next = L_ETHER;
-            continue;
+        /* UDP: tunnels recognised by port and validated by their header. */
+        if (len >= 8) {
+            uint16_t sp = rd16(p), dp = rd16(p + 2);
+            const uint8_t *u = p + 8;
+            uint32_t ulen = len - 8;
+            uint32_t hl = 0;
+            enum layer inner = L_DONE;
+            if (dp == VXLAN_PORT && ulen >= 8 && (u[0] & 0x08)) {
+                /* RFC 7348: 8-byte VXLAN header with the I flag, then Ethernet. */
+                hl = 8, inner = L_ETHER;
+            } else if ((dp == GTPU_PORT || sp == GTPU_PORT) && (hl = gtpu_header(u, ulen)) != 0) {
+                inner = (u[hl] >> 4) == 6 ? L_IPV6 : L_IPV4;
+            } else if ((dp == TEREDO_PORT || sp == TEREDO_PORT) && teredo_header(u, ulen, &hl)) {
+                inner = L_IPV6;
+            } else if ((dp == CAPWAP_DATA_PORT || sp == CAPWAP_DATA_PORT) &&
+                       (hl = capwap_header(u, ulen, &inner)) != 0) {
+                /* inner set by capwap_header: Ethernet, or IPv4/IPv6 after 802.11 + LLC */
+            }
+            if (inner != L_DONE) {
+                d->tunnels++;
+                p = u + hl, len = ulen - hl;
+                next = inner;
+                continue;
+            }
         }
         decode_l4(d, p, len);
         return KG_DECODE_OK;

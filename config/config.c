@@ -36,16 +36,16 @@ enum cfg_type {
     CFG_ENUM,   /* char *, one of choices[] (stored in canonical spelling) */
 };
 
-#define CFG_POW2 0x1u      /* CFG_U32: must also be a power of two */
-#define CFG_HOSTNAME 0x2u  /* CFG_STRING: an empty value means gethostname() */
+#define CFG_POW2 0x1u     /* CFG_U32: must also be a power of two */
+#define CFG_HOSTNAME 0x2u /* CFG_STRING: an empty value means gethostname() */
 
 struct cfg_key {
-    const char *key;      /* dotted path: "flow.max_flows" is flow: {max_flows: ...} */
+    const char *key; /* dotted path: "flow.max_flows" is flow: {max_flows: ...} */
     enum cfg_type type;
-    const char *def;      /* default, parsed as a value; NULL: empty list */
-    const char *def_doc;  /* default as the reference shows it; NULL: derived from def */
-    size_t off;           /* offsetof(struct kg_config, field) */
-    uint32_t min, max;    /* CFG_U32 range, inclusive */
+    const char *def;     /* default, parsed as a value; NULL: empty list */
+    const char *def_doc; /* default as the reference shows it; NULL: derived from def */
+    size_t off;          /* offsetof(struct kg_config, field) */
+    uint32_t min, max;   /* CFG_U32 range, inclusive */
     unsigned flags;
     const char *const *choices; /* CFG_ENUM: NULL-terminated, canonical spellings */
     const char *help;
@@ -59,7 +59,9 @@ static const char *const log_levels[] = {"error", "warning", "info", "debug", NU
  * Keys of one section must be contiguous: kg_config_dump() groups them into
  * one YAML mapping per section, and a section that appeared twice would be a
  * duplicate key on reload. Order here is the order of the dump and the docs.
+ * (Kept out of clang-format: one row per key reads better than one line per field.)
  */
+// clang-format off
 static const struct cfg_key cfg_keys[] = {
     {.key = "sensor.id", .type = CFG_STRING, .def = "", .def_doc = "host name", .off = OFF(sensor_id),
      .flags = CFG_HOSTNAME,
@@ -71,13 +73,14 @@ static const struct cfg_key cfg_keys[] = {
      .help = "Packet worker threads. 0 means the number of CPU cores minus one, at least 1."},
     {.key = "input.files", .type = CFG_LIST, .off = OFF(read_files),
      .help = "Capture files (pcap or pcapng) to read, in order, instead of capturing live. "
-             "Command line: -r."},
+             "Command line: `-r` (adds to the list)."},
     {.key = "indicators.files", .type = CFG_LIST, .off = OFF(indicator_files),
      .help = "Threat-indicator files (Zeek Intel format) to load at start-up; paths or glob patterns. "
-             "Command line: --indicators."},
+             "Command line: `--indicators` (adds to the list)."},
     {.key = "outputs", .type = CFG_LIST, .def_doc = "empty (stdout)", .off = OFF(outputs),
      .help = "Where alerts go, one sink per item: `stdout` (or `-`), `file:PATH`, "
-             "`redis://[:password@]host:port/key`. Empty means stdout. Command line: -o."},
+             "`redis://[:password@]host:port/key`. Empty means stdout. "
+             "Command line: `-o` (adds to the list)."},
     {.key = "flow.max_flows", .type = CFG_U32, .def = "65536", .off = OFF(flow_max), .min = 1024,
      .max = 100000000,
      .help = "Most flows tracked at once, per worker."},
@@ -102,8 +105,9 @@ static const struct cfg_key cfg_keys[] = {
     {.key = "pipeline.alert_queue", .type = CFG_U32, .def = "4096", .off = OFF(alert_queue), .min = 64,
      .max = 1048576, .flags = CFG_POW2,
      .help = "Events each worker's ring to the export thread holds; a full ring drops and counts. "
-             "At least pipeline.batch_packets."},
+             "At least `pipeline.batch_packets`."},
 };
+// clang-format on
 
 #define CFG_NKEYS KG_ARRAY_LEN(cfg_keys)
 
@@ -196,7 +200,8 @@ static size_t edit_distance(const char *a, const char *b)
     size_t la = strlen(a), lb = strlen(b);
     if (la >= CFG_PATH_MAX || lb >= CFG_PATH_MAX) return SIZE_MAX;
     size_t row[CFG_PATH_MAX + 1];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
     for (size_t i = 1; i <= la; i++) {
         size_t diag = row[0];
         row[0] = i;
@@ -270,7 +275,8 @@ static void format_unknown_key(char *dst, size_t dstsize, const char *path, size
 {
     char shown[96], hint[2 * CFG_PATH_MAX + 16];
     quote_for_message(shown, sizeof(shown), path, len);
-    const char *s = (len < CFG_PATH_MAX && strlen(path) == len) ? suggest_key(path, hint, sizeof(hint)) : NULL;
+    const char *s =
+        (len < CFG_PATH_MAX && strlen(path) == len) ? suggest_key(path, hint, sizeof(hint)) : NULL;
     if (s)
         snprintf(dst, dstsize, "unknown key %s (did you mean %s?)", shown, s);
     else
@@ -281,13 +287,19 @@ static void format_unknown_key(char *dst, size_t dstsize, const char *path, size
 static void describe_expected(const struct cfg_key *k, char *dst, size_t dstsize)
 {
     switch (k->type) {
-    case CFG_STRING: snprintf(dst, dstsize, "a string"); break;
-    case CFG_LIST: snprintf(dst, dstsize, "a string or a list of strings"); break;
+    case CFG_STRING:
+        snprintf(dst, dstsize, "a string");
+        break;
+    case CFG_LIST:
+        snprintf(dst, dstsize, "a string or a list of strings");
+        break;
     case CFG_U32:
         snprintf(dst, dstsize, "%s from %u to %u", (k->flags & CFG_POW2) ? "a power of two" : "an integer",
                  k->min, k->max);
         break;
-    case CFG_BOOL: snprintf(dst, dstsize, "true or false (or yes/no, on/off)"); break;
+    case CFG_BOOL:
+        snprintf(dst, dstsize, "true or false (or yes/no, on/off)");
+        break;
     case CFG_ENUM: {
         size_t o = (size_t)snprintf(dst, dstsize, "one of");
         for (size_t i = 0; k->choices[i] && o < dstsize; i++)
@@ -408,7 +420,8 @@ static int set_scalar(struct kg_config *cfg, const struct cfg_key *k, const char
             }
         }
         return value_error(why, whysize, k, s, len, true);
-    case CFG_LIST: break;
+    case CFG_LIST:
+        break;
     }
     snprintf(why, whysize, "%s: internal error: not a scalar key", k->key);
     return KG_ERR_INVAL;
@@ -416,7 +429,8 @@ static int set_scalar(struct kg_config *cfg, const struct cfg_key *k, const char
 
 static void list_clear(struct kg_strlist *l)
 {
-    for (size_t i = 0; i < l->count; i++) free(l->items[i]);
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i]);
     free(l->items);
     l->items = NULL;
     l->count = 0;
@@ -433,7 +447,8 @@ static void list_copy(struct kg_strlist *dst, const struct kg_strlist *src)
 {
     dst->items = NULL;
     dst->count = 0;
-    for (size_t i = 0; i < src->count; i++) list_append(dst, src->items[i], strlen(src->items[i]));
+    for (size_t i = 0; i < src->count; i++)
+        list_append(dst, src->items[i], strlen(src->items[i]));
 }
 
 /* Deep copy; dst is overwritten without being freed. */
@@ -505,14 +520,19 @@ int kg_config_set(struct kg_config *cfg, const char *key, const char *value, str
         list_append(l, value, len);
         return 0;
     }
-    if (set_scalar(cfg, k, value, len, why, sizeof(why)) != 0) return kg_err_set(err, KG_ERR_INVAL, "%s", why);
+    if (set_scalar(cfg, k, value, len, why, sizeof(why)) != 0)
+        return kg_err_set(err, KG_ERR_INVAL, "%s", why);
     return 0;
 }
 
 int kg_config_set_pair(struct kg_config *cfg, const char *pair, struct kg_err *err)
 {
     const char *eq = pair ? strchr(pair, '=') : NULL;
-    if (!eq || eq == pair) return kg_err_set(err, KG_ERR_INVAL, "expected key=value, got '%s'", pair ? pair : "");
+    if (!eq || eq == pair) {
+        char shown[96];
+        quote_for_message(shown, sizeof(shown), pair ? pair : "", pair ? strlen(pair) : 0);
+        return kg_err_set(err, KG_ERR_INVAL, "expected key=value, got %s", shown);
+    }
     size_t klen = (size_t)(eq - pair);
     if (klen >= CFG_PATH_MAX) {
         char why[400];
@@ -566,22 +586,26 @@ static int syntax_error(struct loader *ld)
     const yaml_parser_t *p = &ld->parser;
     const char *problem = p->problem ? p->problem : "YAML syntax error";
     switch (p->error) {
-    case YAML_MEMORY_ERROR: return kg_err_set(ld->err, KG_ERR_NOMEM, "%s: out of memory reading YAML", ld->path);
+    case YAML_MEMORY_ERROR:
+        return kg_err_set(ld->err, KG_ERR_NOMEM, "%s: out of memory reading YAML", ld->path);
     case YAML_READER_ERROR: {
         /* Reader errors (bad encoding) carry a byte offset, not a mark. */
         size_t line0 = 0, end = KG_MIN(p->problem_offset, ld->len);
-        for (size_t i = 0; i < end; i++) line0 += ld->text[i] == '\n';
+        for (size_t i = 0; i < end; i++)
+            line0 += ld->text[i] == '\n';
         if (p->problem_value != -1)
-            return load_error(ld, KG_ERR_PARSE, line0, "%s (byte 0x%02x)", problem, (unsigned)p->problem_value);
+            return load_error(ld, KG_ERR_PARSE, line0, "%s (byte 0x%02x)", problem,
+                              (unsigned)p->problem_value);
         return load_error(ld, KG_ERR_PARSE, line0, "%s", problem);
     }
     case YAML_SCANNER_ERROR:
     case YAML_PARSER_ERROR:
         if (p->context)
-            return load_error(ld, KG_ERR_PARSE, p->problem_mark.line, "%s (%s at line %zu)", problem, p->context,
-                              p->context_mark.line + 1);
+            return load_error(ld, KG_ERR_PARSE, p->problem_mark.line, "%s (%s at line %zu)", problem,
+                              p->context, p->context_mark.line + 1);
         return load_error(ld, KG_ERR_PARSE, p->problem_mark.line, "%s", problem);
-    default: return load_error(ld, KG_ERR_PARSE, p->problem_mark.line, "%s", problem);
+    default:
+        return load_error(ld, KG_ERR_PARSE, p->problem_mark.line, "%s", problem);
     }
 }
 
@@ -605,17 +629,20 @@ static bool is_null(const yaml_event_t *ev)
     if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return false;
     const char *s = (const char *)ev->data.scalar.value;
     size_t n = ev->data.scalar.length;
-    return n == 0 || (n == 1 && s[0] == '~') || (n == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) ||
-                                                           !memcmp(s, "NULL", 4)));
+    return n == 0 || (n == 1 && s[0] == '~') ||
+           (n == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
 }
 
 /* How a node that is not a scalar, or is null, reads in "got ..." */
 static const char *node_kind(const yaml_event_t *ev)
 {
     switch (ev->type) {
-    case YAML_MAPPING_START_EVENT: return "a mapping";
-    case YAML_SEQUENCE_START_EVENT: return "a list";
-    default: return "nothing";
+    case YAML_MAPPING_START_EVENT:
+        return "a mapping";
+    case YAML_SEQUENCE_START_EVENT:
+        return "a list";
+    default:
+        return "nothing";
     }
 }
 
@@ -712,8 +739,8 @@ static int load_section(struct loader *ld, const char *prefix, yaml_event_t *ev)
         else
             kg_strlcpy(got, node_kind(ev), sizeof(got));
         if (prefix[0])
-            rc = load_error(ld, KG_ERR_INVAL, ev->start_mark.line, "%s: expected a mapping of settings, got %s",
-                            prefix, got);
+            rc = load_error(ld, KG_ERR_INVAL, ev->start_mark.line,
+                            "%s: expected a mapping of settings, got %s", prefix, got);
         else
             rc = load_error(ld, KG_ERR_INVAL, ev->start_mark.line,
                             "expected a mapping of settings at the top level, got %s", got);
@@ -883,12 +910,14 @@ int kg_config_validate(const struct kg_config *cfg, struct kg_err *err)
         case CFG_STRING: {
             const char *s = *CFIELD(cfg, k, char *);
             if (!s || !s[0]) return kg_err_set(err, KG_ERR_INVAL, "%s: must not be empty", k->key);
-            if (check_string(k, s, strlen(s), false, why, sizeof(why))) return kg_err_set(err, KG_ERR_INVAL, "%s", why);
+            if (check_string(k, s, strlen(s), false, why, sizeof(why)))
+                return kg_err_set(err, KG_ERR_INVAL, "%s", why);
             break;
         }
         case CFG_LIST: {
             const struct kg_strlist *l = CFIELD(cfg, k, struct kg_strlist);
-            if (l->count && !l->items) return kg_err_set(err, KG_ERR_INVAL, "%s: list has no items array", k->key);
+            if (l->count && !l->items)
+                return kg_err_set(err, KG_ERR_INVAL, "%s: list has no items array", k->key);
             for (size_t j = 0; j < l->count; j++) {
                 const char *s = l->items[j];
                 if (!s || check_string(k, s, strlen(s), false, why, sizeof(why)))
@@ -907,11 +936,13 @@ int kg_config_validate(const struct kg_config *cfg, struct kg_err *err)
             }
             break;
         }
-        case CFG_BOOL: break;
+        case CFG_BOOL:
+            break;
         case CFG_ENUM: {
             const char *s = *CFIELD(cfg, k, char *);
             bool ok = false;
-            for (size_t j = 0; s && k->choices[j]; j++) ok |= strcmp(s, k->choices[j]) == 0;
+            for (size_t j = 0; s && k->choices[j]; j++)
+                ok |= strcmp(s, k->choices[j]) == 0;
             if (!ok) {
                 value_error(why, sizeof(why), k, s ? s : "", s ? strlen(s) : 0, true);
                 return kg_err_set(err, KG_ERR_INVAL, "%s", why);
@@ -983,7 +1014,8 @@ void kg_config_dump(const struct kg_config *cfg, FILE *out)
         size_t common = 0, depth = 0;
         for (size_t j = 0; k->key[j] && k->key[j] == prev[j]; j++)
             if (k->key[j] == '.') common = j + 1;
-        for (size_t j = 0; j < common; j++) depth += k->key[j] == '.';
+        for (size_t j = 0; j < common; j++)
+            depth += k->key[j] == '.';
         const char *seg = k->key + common;
         for (const char *dot; (dot = strchr(seg, '.')) != NULL; seg = dot + 1, depth++) {
             if (depth == 0) fputc('\n', out);
@@ -1010,13 +1042,18 @@ void kg_config_dump(const struct kg_config *cfg, FILE *out)
             }
             break;
         }
-        case CFG_U32: fprintf(out, " %u\n", *CFIELD(cfg, k, uint32_t)); break;
-        case CFG_BOOL: fprintf(out, " %s\n", *CFIELD(cfg, k, bool) ? "true" : "false"); break;
+        case CFG_U32:
+            fprintf(out, " %u\n", *CFIELD(cfg, k, uint32_t));
+            break;
+        case CFG_BOOL:
+            fprintf(out, " %s\n", *CFIELD(cfg, k, bool) ? "true" : "false");
+            break;
         case CFG_ENUM: {
             /* Plain when it is one of the choices (always, after validation); quoted otherwise. */
             const char *s = *CFIELD(cfg, k, char *);
             bool known = false;
-            for (size_t j = 0; s && k->choices[j]; j++) known |= strcmp(s, k->choices[j]) == 0;
+            for (size_t j = 0; s && k->choices[j]; j++)
+                known |= strcmp(s, k->choices[j]) == 0;
             fputc(' ', out);
             if (known)
                 fputs(s, out);
@@ -1048,15 +1085,22 @@ void kg_config_write_reference(FILE *out)
         const struct cfg_key *k = &cfg_keys[i];
         fprintf(out, "| `%s` | ", k->key);
         switch (k->type) {
-        case CFG_STRING: fputs("string", out); break;
-        case CFG_LIST: fputs("list of strings", out); break;
+        case CFG_STRING:
+            fputs("string", out);
+            break;
+        case CFG_LIST:
+            fputs("list of strings", out);
+            break;
         case CFG_U32:
             fprintf(out, "%s, %u to %u", (k->flags & CFG_POW2) ? "power of two" : "integer", k->min, k->max);
             break;
-        case CFG_BOOL: fputs("boolean", out); break;
+        case CFG_BOOL:
+            fputs("boolean", out);
+            break;
         case CFG_ENUM:
             fputs("one of", out);
-            for (size_t j = 0; k->choices[j]; j++) fprintf(out, "%s `%s`", j ? "," : "", k->choices[j]);
+            for (size_t j = 0; k->choices[j]; j++)
+                fprintf(out, "%s `%s`", j ? "," : "", k->choices[j]);
             break;
         }
         fputs(" | ", out);

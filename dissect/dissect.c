@@ -8,10 +8,15 @@
  *
  * What comes from where: DNS question names and HTTP requests are parsed
  * here (dissect_dns.c, dissect_http.c) because nDPI 4.2 keeps one name and
- * one request per flow; TLS/QUIC SNI, JA3 and the certificate SHA1 come
- * from nDPI. nDPI sees a flow until it has detected the protocol and has
- * nothing more to extract (ndpi_extra_dissection_possible), or gives up
- * after KG_NDPI_MAX_PACKETS; its state then returns to the pool.
+ * one request per flow; the TLS ClientHello (SNI, ALPN, JA3, JA4) and the
+ * server certificate of TLS over TCP, and the client Initial of QUIC, are
+ * reassembled and parsed here too (dissect_tls.c, dissect_quic.c), because
+ * nDPI 4.2 departs from the JA3 specification, has no JA4 and misses QUIC
+ * Initials whose CRYPTO frames are reordered or span packets. nDPI gives
+ * the application protocol and, as a fallback, the SNI of what our parsers
+ * do not read (Google QUIC). nDPI sees a flow until it has detected the
+ * protocol and has nothing more to extract (ndpi_extra_dissection_possible),
+ * or gives up after KG_NDPI_MAX_PACKETS; its state then returns to the pool.
  */
 #include "dissect/dissect_int.h"
 #include "dissect/dissect_parsers.h"
@@ -19,6 +24,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <ndpi/ndpi_api.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +43,7 @@ struct kg_dissector {
     uint32_t nproto_names;
     uint64_t flow_counter;
     uint64_t timeout_us[KG_LRU_COUNT];
+    uint64_t stream_bytes, stream_budget; /* handshake buffers: bytes held / cap */
     struct kg_dissect_stats st;
 };
 
@@ -56,6 +63,20 @@ static inline uint64_t mix64(uint64_t x)
     x *= 0x94d049bb133111ebull;
     x ^= x >> 31;
     return x;
+}
+
+/* flow_id: unique within a run (a bijection of worker and counter), below
+ * 2^52 so that every JSON reader, JavaScript's included, reads it exactly,
+ * and scrambled so that ids do not look like sequence numbers. */
+static uint64_t flow_id_of(uint32_t worker, uint64_t counter)
+{
+    const uint64_t m = (1ull << 52) - 1;
+    uint64_t x = ((uint64_t)(worker & 0xfff) << 40 | (counter & ((1ull << 40) - 1))) & m;
+    for (int i = 0; i < 3; i++) {
+        x = (x * 0x9e3779b97f4a7c15ull + 0x6b6167616d69ull) & m; /* odd multiplier: invertible mod 2^52 */
+        x ^= x >> 26;                                             /* invertible on 52 bits */
+    }
+    return x ? x : 1;
 }
 
 static void observe(struct kg_dissector *d, enum kg_obs_type type, struct kg_flow *f, uint64_t ts,
@@ -112,38 +133,19 @@ static void ndpi_release(struct kg_dissector *d, struct kg_flow *f)
     f->ndpi = NULL;
 }
 
-/* Takes what nDPI extracted so far: SNI, JA3, certificate SHA1. */
+/* Takes the SNI nDPI found when our own parsers found none (Google QUIC,
+ * or a ClientHello our parser rejected). JA3 and the certificate come only
+ * from our parsers, which follow the specifications. */
 static void ndpi_harvest(struct kg_dissector *d, struct kg_flow *f, ndpi_protocol proto, uint64_t ts,
                          bool to_server)
 {
     struct ndpi_flow_struct *nf = f->ndpi;
     bool tls = is_tls_like(proto.master_protocol) || is_tls_like(proto.app_protocol);
-    if (!tls) return;
-    if (!f->sni_done && nf->host_server_name[0]) {
-        f->sni_done = true;
-        kg_strlcpy(f->info.sni, nf->host_server_name, sizeof(f->info.sni));
-        observe(d, KG_OBS_TLS_SNI, f, ts, f->info.sni, strlen(f->info.sni), to_server);
-    }
-    if (!f->ja3_done && nf->protos.tls_quic.ja3_client[0]) {
-        f->ja3_done = true;
-        kg_strlcpy(f->info.ja3, nf->protos.tls_quic.ja3_client, sizeof(f->info.ja3));
-        observe(d, KG_OBS_TLS_JA3, f, ts, f->info.ja3, strlen(f->info.ja3), to_server);
-    }
-    if (!f->cert_done) {
-        const uint8_t *h = nf->protos.tls_quic.sha1_certificate_fingerprint;
-        bool any = false;
-        for (int i = 0; i < 20; i++) any |= h[i] != 0;
-        if (any) {
-            static const char hex[] = "0123456789abcdef";
-            f->cert_done = true;
-            for (int i = 0; i < 20; i++) {
-                f->info.cert_sha1[2 * i] = hex[h[i] >> 4];
-                f->info.cert_sha1[2 * i + 1] = hex[h[i] & 15];
-            }
-            f->info.cert_sha1[40] = '\0';
-            observe(d, KG_OBS_TLS_CERT_SHA1, f, ts, f->info.cert_sha1, 40, to_server);
-        }
-    }
+    if (!tls || f->sni_done || !nf->host_server_name[0]) return;
+    if (f->tls_state[0] == 1 || f->tls_state[1] == 1 || (f->quic && !f->quic_done)) return;
+    f->sni_done = true;
+    kg_strlcpy(f->info.sni, nf->host_server_name, sizeof(f->info.sni));
+    observe(d, KG_OBS_TLS_SNI, f, ts, f->info.sni, strlen(f->info.sni), to_server);
 }
 
 static void run_ndpi(struct kg_dissector *d, struct kg_flow *f, const struct kg_decoded *dec, uint64_t ts,
@@ -309,12 +311,259 @@ static void http_request(void *user, const struct kg_http_request *r)
     c->d->cb(c->d->user, &o);
 }
 
+
+/* ---- TLS over TCP and QUIC: handshake reassembly ---------------------------- */
+
+static inline uint32_t rd24(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+}
+
+/* A ClientHello was parsed: record and report what it says. */
+static void client_hello_seen(struct kg_dissector *d, struct kg_flow *f, const struct kg_tls_client_hello *ch,
+                              uint64_t ts, bool to_server)
+{
+    struct kg_flow_info *fi = &f->info;
+    kg_strlcpy(fi->ja3, ch->ja3, sizeof(fi->ja3));
+    kg_strlcpy(fi->ja4, ch->ja4, sizeof(fi->ja4));
+    kg_strlcpy(fi->tls_alpn, ch->alpn, sizeof(fi->tls_alpn));
+    fi->tls_version = ch->max_version;
+    if (ch->sni[0] && !f->sni_done) {
+        f->sni_done = true;
+        kg_strlcpy(fi->sni, ch->sni, sizeof(fi->sni));
+        observe(d, KG_OBS_TLS_SNI, f, ts, fi->sni, strlen(fi->sni), to_server);
+    }
+    if (!f->ja3_done) {
+        f->ja3_done = true;
+        if (fi->ja3[0]) observe(d, KG_OBS_TLS_JA3, f, ts, fi->ja3, strlen(fi->ja3), to_server);
+        if (fi->ja4[0]) observe(d, KG_OBS_TLS_JA4, f, ts, fi->ja4, strlen(fi->ja4), to_server);
+    }
+}
+
+static void cert_seen(struct kg_dissector *d, struct kg_flow *f, const uint8_t *der, size_t len, uint64_t ts,
+                      bool to_server)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (f->cert_done || !EVP_Digest(der, len, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) return;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 20; i++) {
+        f->info.cert_sha1[2 * i] = hex[md[i] >> 4];
+        f->info.cert_sha1[2 * i + 1] = hex[md[i] & 15];
+    }
+    f->info.cert_sha1[40] = '\0';
+    f->cert_done = true;
+    d->st.tls_certs++;
+    observe(d, KG_OBS_TLS_CERT_SHA1, f, ts, f->info.cert_sha1, 40, to_server);
+}
+
+static void tls_end(struct kg_dissector *d, struct kg_flow *f, int dir)
+{
+    struct kg_tls_stream *s = f->tls[dir];
+    if (s) {
+        d->stream_bytes -= s->cap;
+        free(s->hs);
+        free(s);
+        f->tls[dir] = NULL;
+    }
+    f->tls_state[dir] = 2;
+}
+
+/* Appends handshake bytes; false when the buffer cannot grow (cap, budget). */
+static bool tls_append(struct kg_dissector *d, struct kg_tls_stream *s, const uint8_t *p, size_t n)
+{
+    if (s->len + n > s->cap) {
+        uint32_t ncap = s->cap ? s->cap : 4096;
+        while (ncap < s->len + n) ncap *= 2;
+        if (ncap > KG_TLS_HS_MAX) return false;
+        if (d->stream_bytes + (ncap - s->cap) > d->stream_budget) {
+            d->st.stream_budget_exhausted++;
+            return false;
+        }
+        uint8_t *nh = realloc(s->hs, ncap);
+        if (!nh) return false;
+        d->stream_bytes += ncap - s->cap;
+        s->hs = nh;
+        s->cap = ncap;
+    }
+    memcpy(s->hs + s->len, p, n);
+    s->len += (uint32_t)n;
+    return true;
+}
+
+/* Looks at the handshake bytes collected so far. Returns true when this
+ * direction is finished (parsed, or hopeless). */
+static bool tls_try(struct kg_dissector *d, struct kg_flow *f, struct kg_tls_stream *s, uint64_t ts,
+                    bool to_server)
+{
+    if (s->len < 4) return false;
+    if (s->hs[0] == 1) { /* ClientHello */
+        uint32_t need = 4 + rd24(s->hs + 1);
+        if (need > KG_TLS_HS_MAX) return true;
+        if (s->len < need) return false;
+        struct kg_tls_client_hello ch;
+        d->st.tls_client_hellos++;
+        if (kg_tls_parse_client_hello(s->hs, need, 't', &ch) == 0) client_hello_seen(d, f, &ch, ts, to_server);
+        else d->st.tls_malformed++;
+        return true;
+    }
+    if (s->hs[0] == 2) { /* ServerHello, then (TLS <= 1.2) Certificate */
+        const uint8_t *cert;
+        size_t cert_len;
+        int r = kg_tls_find_server_cert(s->hs, s->len, &cert, &cert_len);
+        if (r == 1) cert_seen(d, f, cert, cert_len, ts, to_server);
+        if (r < 0) d->st.tls_malformed++;
+        return r != 0;
+    }
+    return true; /* a stream that does not start with a hello: not ours to follow */
+}
+
+static void tls_feed(struct kg_dissector *d, struct kg_flow *f, const struct kg_decoded *dec, uint64_t ts,
+                     bool to_server)
+{
+    int dir = to_server ? 0 : 1;
+    if (f->tls_state[dir] == 2) return;
+    const uint8_t *p = dec->payload;
+    size_t len = dec->payload_len;
+    uint32_t seq = dec->tcp_seq;
+    struct kg_tls_stream *s = f->tls[dir];
+    if (f->tls_state[dir] == 0) {
+        /* Follow a direction only if its first bytes are a TLS handshake record. */
+        if (len < 6 || p[0] != 22 || p[1] != 3 || (p[5] != 1 && p[5] != 2)) {
+            f->tls_state[dir] = 2;
+            return;
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+            f->tls_state[dir] = 2;
+            return;
+        }
+        s->next_seq = seq;
+        f->tls[dir] = s;
+        f->tls_state[dir] = 1;
+        f->is_tls = true;
+    } else {
+        int32_t delta = (int32_t)(seq - s->next_seq);
+        if (delta < 0) { /* retransmission, maybe with new bytes at its end */
+            if ((size_t)-delta >= len) return;
+            p += -delta, len -= (size_t)-delta;
+        } else if (delta > 0) { /* a segment is missing: the handshake cannot be read */
+            d->st.tcp_reassembly_gaps++;
+            tls_end(d, f, dir);
+            return;
+        }
+    }
+    s->next_seq += (uint32_t)len;
+    while (len) {
+        if (s->rec_left == 0) { /* RFC 8446 5.1: type(1) version(2) length(2) */
+            size_t take = KG_MIN(len, (size_t)(5 - s->hdr_len));
+            memcpy(s->hdr + s->hdr_len, p, take);
+            s->hdr_len += (uint8_t)take;
+            p += take, len -= take;
+            if (s->hdr_len < 5) return;
+            s->hdr_len = 0;
+            s->rec_type = s->hdr[0];
+            s->rec_left = (uint32_t)s->hdr[3] << 8 | s->hdr[4];
+            /* Anything but a handshake record (ChangeCipherSpec, alert,
+             * application data) ends the part of the handshake in clear. */
+            if (s->rec_type != 22 || s->hdr[1] != 3 || s->rec_left == 0 || s->rec_left > 18432) {
+                if (s->rec_type == 22) d->st.tls_malformed++;
+                tls_end(d, f, dir);
+                return;
+            }
+            continue;
+        }
+        size_t take = KG_MIN(len, (size_t)s->rec_left);
+        if (!tls_append(d, s, p, take)) {
+            tls_end(d, f, dir);
+            return;
+        }
+        s->rec_left -= (uint32_t)take;
+        p += take, len -= take;
+        if (tls_try(d, f, s, ts, to_server)) {
+            tls_end(d, f, dir);
+            return;
+        }
+    }
+}
+
+static void quic_end(struct kg_dissector *d, struct kg_flow *f)
+{
+    if (f->quic) {
+        d->stream_bytes -= sizeof(*f->quic);
+        free(f->quic);
+        f->quic = NULL;
+    }
+    f->quic_done = true;
+}
+
+/* QUIC: the client's first Initial packets carry its ClientHello. */
+static void quic_feed(struct kg_dissector *d, struct kg_flow *f, const struct kg_decoded *dec, uint64_t ts)
+{
+    const uint8_t *p = dec->payload;
+    size_t len = dec->payload_len;
+    if ((p[0] & 0xc0) != 0xc0 || len < 7) return; /* not a long-header packet */
+    if (++f->quic_tries > 8) {
+        quic_end(d, f);
+        return;
+    }
+    if (!f->quic) {
+        if (d->stream_bytes + sizeof(*f->quic) > d->stream_budget) {
+            d->st.stream_budget_exhausted++;
+            quic_end(d, f);
+            return;
+        }
+        f->quic = calloc(1, sizeof(*f->quic));
+        if (!f->quic) {
+            quic_end(d, f);
+            return;
+        }
+        d->stream_bytes += sizeof(*f->quic);
+    }
+    uint32_t version = 0;
+    int r = kg_quic_parse_initial(p, len, f->quic, &version);
+    if (r < 0) {
+        /* Not a client Initial we can read (Google QUIC, an unknown version,
+         * garbage): give up unless an earlier packet already decrypted. */
+        d->st.quic_decrypt_failed++;
+        if (f->quic->contiguous == 0) quic_end(d, f);
+        return;
+    }
+    if (r == 0) {
+        if (f->quic->contiguous == 0) quic_end(d, f);
+        return;
+    }
+    d->st.quic_initials++;
+    f->info.quic_version = version;
+    f->info.app_proto = "quic";
+    struct kg_quic_crypto *c = f->quic;
+    if (c->contiguous < 4) return;
+    if (c->data[0] != 1) {
+        quic_end(d, f);
+        return;
+    }
+    size_t need = 4 + rd24(c->data + 1);
+    if (need > KG_QUIC_CRYPTO_MAX) {
+        quic_end(d, f);
+        return;
+    }
+    if (c->contiguous < need) return;
+    struct kg_tls_client_hello ch;
+    d->st.tls_client_hellos++;
+    if (kg_tls_parse_client_hello(c->data, need, 'q', &ch) == 0) client_hello_seen(d, f, &ch, ts, true);
+    else d->st.tls_malformed++;
+    quic_end(d, f);
+}
+
 /* ---- flows ----------------------------------------------------------------- */
 
 static void end_flow(struct kg_dissector *d, struct kg_flow *f)
 {
     observe(d, KG_OBS_FLOW_END, f, f->info.last_ts_us, NULL, 0, true);
     ndpi_release(d, f);
+    tls_end(d, f, 0);
+    tls_end(d, f, 1);
+    quic_end(d, f);
     free(f->dns_tcp[0]);
     free(f->dns_tcp[1]);
     free(f->marks);
@@ -421,8 +670,7 @@ void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
         fi->first_ts_us = ts;
         fi->nvlan = dec.nvlan;
         memcpy(fi->vlan, dec.vlan, sizeof(fi->vlan));
-        fi->flow_id = mix64(++d->flow_counter ^ ((uint64_t)d->cfg.worker_id << 48) ^ 0x6b6167616d69ull) &
-                      0x7fffffffffffffffull;
+        fi->flow_id = flow_id_of(d->cfg.worker_id, ++d->flow_counter);
         f->is_dns_port = ports && (is_dns_port(dec.sport) || is_dns_port(dec.dport));
         f->ndpi = ndpi_flow_get(d);
         if (f->ndpi) d->st.ndpi_flows++;
@@ -451,9 +699,14 @@ void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
         if (f->is_dns_port) {
             if (dec.proto == 17) dns_message(d, f, dec.payload, dec.payload_len, ts, to_server);
             else if (dec.proto == 6) dns_tcp(d, f, &dec, ts, to_server);
-        } else if (dec.proto == 6 && to_server) {
-            struct http_ctx c = {d, f, ts};
-            kg_http_parse_requests(dec.payload, dec.payload_len, http_request, &c);
+        } else if (dec.proto == 6) {
+            if (f->tls_state[to_server ? 0 : 1] != 2) tls_feed(d, f, &dec, ts, to_server);
+            if (to_server && !f->is_tls) {
+                struct http_ctx c = {d, f, ts};
+                kg_http_parse_requests(dec.payload, dec.payload_len, http_request, &c);
+            }
+        } else if (dec.proto == 17 && to_server && !f->quic_done) {
+            quic_feed(d, f, &dec, ts);
         }
     }
     if (f->ndpi) run_ndpi(d, f, &dec, ts, to_server);
@@ -504,6 +757,7 @@ struct kg_dissector *kg_dissector_new(const struct kg_dissector_config *cfg, kg_
     d->timeout_us[KG_LRU_OTHER] = (uint64_t)d->cfg.other_timeout_s * 1000000u;
     d->cb = cb;
     d->user = user;
+    d->stream_budget = 64ull * 1024 * 1024; /* handshake reassembly bytes per worker */
     uint64_t seed = mix64(kg_monotonic_ns() ^ (uint64_t)(uintptr_t)d);
     if (kg_flow_table_init(&d->ft, d->cfg.max_flows, seed) < 0) {
         free(d);
@@ -543,6 +797,9 @@ void kg_dissector_free(struct kg_dissector *d)
             struct kg_flow *f = &d->ft.flows[i];
             if (!f->in_use) continue;
             ndpi_release(d, f);
+            tls_end(d, f, 0);
+            tls_end(d, f, 1);
+            quic_end(d, f);
             free(f->dns_tcp[0]);
             free(f->dns_tcp[1]);
             free(f->marks);

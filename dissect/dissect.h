@@ -51,6 +51,10 @@ struct kg_flow_info {
     const char *app_proto; /* static string, EVE style: "tls", "dns", "http", "quic", ... or NULL */
     char sni[256];         /* TLS/QUIC server name, "" if none */
     char ja3[33];          /* JA3 client hash (hex), "" if none */
+    char ja4[40];          /* JA4 client fingerprint, "" if none */
+    char tls_alpn[64];     /* first ALPN protocol offered by the client, "" if none */
+    uint16_t tls_version;  /* highest version the client offered (0x0304 = TLS 1.3), 0 if unknown */
+    uint32_t quic_version; /* QUIC version of the client's Initial, 0 if not QUIC */
     char cert_sha1[41];    /* server certificate SHA1 (hex, lower case), "" if none */
 };
 
@@ -63,6 +67,7 @@ enum kg_obs_type {
     KG_OBS_DNS_QUERY,     /* value: question name of a DNS/mDNS/LLMNR message */
     KG_OBS_TLS_SNI,       /* value: server name from a TLS or QUIC ClientHello */
     KG_OBS_TLS_JA3,       /* value: JA3 hash, 32 hex digits */
+    KG_OBS_TLS_JA4,       /* value: JA4 fingerprint */
     KG_OBS_TLS_CERT_SHA1, /* value: server certificate SHA1, 40 hex digits */
     KG_OBS_HTTP_REQUEST,  /* value: Host header (may be empty); http_uri set */
     KG_OBS_FLOW_END,      /* the flow timed out, closed or was flushed */
@@ -108,6 +113,9 @@ struct kg_dissect_stats {
     uint64_t dns_messages, dns_malformed;
     uint64_t http_requests;
     uint64_t tcp_reassembly_gaps;
+    uint64_t tls_client_hellos, tls_malformed, tls_certs;
+    uint64_t quic_initials, quic_decrypt_failed;
+    uint64_t stream_budget_exhausted; /* handshake buffers refused: per-worker byte budget used up */
 };
 
 struct kg_dissector;

@@ -54,6 +54,21 @@ enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *
 /* ---- flows ------------------------------------------------------------- */
 
 struct ndpi_flow_struct;
+struct kg_quic_crypto;
+
+/* One direction of a TLS-over-TCP handshake: the record layer is stripped
+ * and handshake bytes collected, in order, until the ClientHello (client)
+ * or the first certificate (server) is complete. Freed when done. */
+#define KG_TLS_HS_MAX (64u * 1024u)
+struct kg_tls_stream {
+    uint32_t next_seq;
+    uint32_t rec_left;  /* body bytes of the current record still to come */
+    uint8_t rec_type;   /* content type of the current record */
+    uint8_t hdr[5];     /* a record header split across segments */
+    uint8_t hdr_len;
+    uint32_t len, cap;  /* handshake bytes collected / allocated */
+    uint8_t *hs;
+};
 
 /* Reassembly of one direction of a TCP stream for length-prefixed DNS
  * (RFC 1035 4.2.2): in-order bytes only; a gap resets it. */
@@ -91,6 +106,12 @@ struct kg_flow {
     uint8_t tcp_fin_mask;        /* bit 0: FIN to server, bit 1: FIN to client */
     bool is_dns_port;
     struct kg_dns_tcp_buf *dns_tcp[2]; /* [0] to server, [1] to client */
+    struct kg_tls_stream *tls[2];      /* [0] client, [1] server; NULL when idle or done */
+    uint8_t tls_state[2];              /* 0 not seen, 1 collecting, 2 done */
+    bool is_tls;                       /* a direction started with a TLS handshake record */
+    struct kg_quic_crypto *quic;       /* client Initial CRYPTO stream while collecting */
+    uint8_t quic_tries;                /* client Initials seen */
+    bool quic_done;
     /* alert dedup marks (open addressing, 0 = empty) */
     uint64_t *marks;
     uint32_t marks_cap, marks_used;

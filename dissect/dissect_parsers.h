@@ -93,18 +93,23 @@ struct kg_tls_client_hello {
     uint16_t max_version;          /* newest non-GREASE supported_versions entry, else legacy_version */
     char sni[KG_TLS_SNI_MAX];      /* first host_name of server_name, "" if none (bytes as sent) */
     char alpn[KG_TLS_ALPN_MAX];    /* first ALPN protocol, "" if none */
-    char ja3[33];                  /* JA3 MD5, lower-case hex */
-    char ja3_full[4096];           /* JA3 string before hashing (truncated if longer) */
+    char ja3[33];                  /* JA3 MD5, lower-case hex ("" if MD5 is unavailable) */
+    char ja3_full[4096];           /* JA3 string (display copy, truncated if longer) */
+    bool ja3_full_truncated;       /* ja3_full is a prefix; ja3 still hashes the whole string */
     char ja4[40];                  /* JA4 (FoxIO spec), e.g. "t13d1516h2_8daaf6152771_02713d6af862" */
 };
 
 /*
  * Parses a ClientHello handshake message: `p` starts at the handshake
- * header (type 1, 24-bit length) and must hold the whole message.
- * `transport` is 't' (TLS over TCP), 'q' (QUIC) or 'd' (DTLS) for JA4.
- * JA3 per the JA3 specification (decimal values joined by '-', GREASE
- * values of RFC 8701 removed); JA4 per the FoxIO JA4 specification.
- * Returns 0, or -1 when the message is malformed.
+ * header (type 1, 24-bit length) and must hold the whole message (bytes
+ * after it are ignored). `transport` is 't' (TLS over TCP), 'q' (QUIC) or
+ * 'd' (DTLS) for JA4; with 'd', `p` starts at the 12-byte DTLS handshake
+ * header (RFC 6347 section 4.2.2) of an unfragmented message, and the
+ * cookie is skipped. JA3 per the JA3 specification (decimal values joined
+ * by '-', GREASE values of RFC 8701 removed), its MD5 taken over the whole
+ * string however long; JA4 per the FoxIO JA4 specification. The rules are
+ * in docs/FINGERPRINTS.md. Returns 0, or -1 when the message is malformed
+ * (then *out is zeroed). Allocates one OpenSSL digest context per call.
  */
 int kg_tls_parse_client_hello(const uint8_t *p, size_t len, char transport, struct kg_tls_client_hello *out);
 
@@ -134,11 +139,17 @@ struct kg_quic_crypto {
  * in a UDP datagram (coalesced packets are walked; versions 1 (RFC 9001),
  * 2 (RFC 9369) and drafts 29..32), and places the data of their CRYPTO
  * frames into `c` at their offsets (bytes past KG_QUIC_CRYPTO_MAX are
- * dropped), updating c->contiguous. *version receives the QUIC version.
- * Returns the number of CRYPTO bytes placed (0: no client Initial in the
- * datagram), or -1 when the packet is malformed or fails to decrypt.
+ * dropped), updating c->contiguous. Nothing is placed from a packet that
+ * fails authentication. *version (may be NULL) receives the QUIC version
+ * of the first packet (0 if none). Returns the number of CRYPTO bytes
+ * placed (0: no client Initial in the datagram, e.g. a short-header or
+ * version-negotiation packet, an unknown version, or an Initial with only
+ * ACK/PADDING), or -1 when the first packet is malformed or no Initial in
+ * the datagram decrypts (a server's Initial always fails: its keys differ).
+ * A later coalesced packet that is malformed ends the walk. Initial
+ * packets whose payload exceeds 16 KiB are not decrypted (-1).
  * Uses OpenSSL (HKDF-SHA256, AES-128-GCM, AES-128-ECB); allocates nothing
- * per call beyond OpenSSL's cipher contexts.
+ * per call beyond one OpenSSL cipher and one digest context.
  */
 int kg_quic_parse_initial(const uint8_t *p, size_t len, struct kg_quic_crypto *c, uint32_t *version);
 

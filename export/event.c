@@ -39,14 +39,18 @@ static size_t utf8_sequence_len(const uint8_t *p, const uint8_t *end)
     if (c >= 0xC2 && c <= 0xDF) return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
     if (c >= 0xE0 && c <= 0xEF) {
         if (avail < 3) return 0;
-        if (c == 0xE0) lo = 0xA0;
-        else if (c == 0xED) hi = 0x9F;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
         return p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 ? 3 : 0;
     }
     if (c >= 0xF0 && c <= 0xF4) {
         if (avail < 4) return 0;
-        if (c == 0xF0) lo = 0x90;
-        else if (c == 0xF4) hi = 0x8F;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
         return p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80 ? 4 : 0;
     }
     return 0;
@@ -57,14 +61,30 @@ static void append_escaped_byte(struct kg_buf *out, uint8_t c)
     char e[6] = {'\\', 'u', '0', '0', hex_lower[c >> 4], hex_lower[c & 0xF]};
     size_t n = 2;
     switch (c) {
-    case '"': e[1] = '"'; break;
-    case '\\': e[1] = '\\'; break;
-    case '\b': e[1] = 'b'; break;
-    case '\f': e[1] = 'f'; break;
-    case '\n': e[1] = 'n'; break;
-    case '\r': e[1] = 'r'; break;
-    case '\t': e[1] = 't'; break;
-    default: n = 6; break; /* other controls and invalid UTF-8 bytes: \u00XX */
+    case '"':
+        e[1] = '"';
+        break;
+    case '\\':
+        e[1] = '\\';
+        break;
+    case '\b':
+        e[1] = 'b';
+        break;
+    case '\f':
+        e[1] = 'f';
+        break;
+    case '\n':
+        e[1] = 'n';
+        break;
+    case '\r':
+        e[1] = 'r';
+        break;
+    case '\t':
+        e[1] = 't';
+        break;
+    default:
+        n = 6;
+        break; /* other controls and invalid UTF-8 bytes: \u00XX */
     }
     kg_buf_append(out, e, n);
 }
@@ -140,10 +160,10 @@ static void civil_from_days(uint64_t z, unsigned *y, unsigned *m, unsigned *d)
 {
     z += 719468; /* shift the epoch to 0000-03-01 */
     const uint64_t era = z / 146097;
-    const uint64_t doe = z - era * 146097;                                    /* [0, 146096] */
+    const uint64_t doe = z - era * 146097;                                      /* [0, 146096] */
     const uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
-    const uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);             /* [0, 365] */
-    const uint64_t mp = (5 * doy + 2) / 153;                                  /* [0, 11], March = 0 */
+    const uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    const uint64_t mp = (5 * doy + 2) / 153;                                    /* [0, 11], March = 0 */
     *d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
     *m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
     *y = (unsigned)(yoe + era * 400 + (*m <= 2));
@@ -240,13 +260,20 @@ static int ind_severity(const struct kg_indicator *ind)
 static const char *proto_name(uint8_t proto, char *tmp4)
 {
     switch (proto) {
-    case 1: return "ICMP";
-    case 6: return "TCP";
-    case 17: return "UDP";
-    case 47: return "GRE";
-    case 58: return "IPv6-ICMP";
-    case 132: return "SCTP";
-    default: break;
+    case 1:
+        return "ICMP";
+    case 6:
+        return "TCP";
+    case 17:
+        return "UDP";
+    case 47:
+        return "GRE";
+    case 58:
+        return "IPv6-ICMP";
+    case 132:
+        return "SCTP";
+    default:
+        break;
     }
     char *p = tmp4;
     if (proto >= 100) *p++ = (char)('0' + proto / 100);
@@ -292,8 +319,9 @@ static void append_tls(struct kg_buf *out, const struct kg_flow_info *f)
     char fp[96];
     const size_t sni_len = strnlen(f->sni, sizeof(f->sni));
     const size_t ja3_len = strnlen(f->ja3, sizeof(f->ja3));
+    const size_t ja4_len = strnlen(f->ja4, sizeof(f->ja4));
     const size_t fp_len = format_fingerprint(f->cert_sha1, strnlen(f->cert_sha1, sizeof(f->cert_sha1)), fp);
-    if (!sni_len && !ja3_len && !fp_len) return;
+    if (!sni_len && !ja3_len && !ja4_len && !fp_len) return;
 
     APPEND_LIT(out, ",\"tls\":{");
     const char *sep = "";
@@ -307,6 +335,12 @@ static void append_tls(struct kg_buf *out, const struct kg_flow_info *f)
         APPEND_LIT(out, "\"ja3\":{\"hash\":");
         kg_json_append_string(out, f->ja3, ja3_len);
         kg_buf_append_char(out, '}');
+        sep = ",";
+    }
+    if (ja4_len) {
+        kg_buf_append_str(out, sep);
+        APPEND_LIT(out, "\"ja4\":");
+        kg_json_append_string(out, f->ja4, ja4_len);
         sep = ",";
     }
     if (fp_len) {

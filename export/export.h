@@ -19,14 +19,14 @@
 /* Everything an alert says. Every pointer is borrowed for the call; the
  * length-carrying strings may hold any bytes (escaped on output). */
 struct kg_alert {
-    uint64_t ts_us;                 /* time of the matching packet */
-    const char *event_id;           /* unique per event, across runs */
-    const char *sensor_id;          /* "host" field; NULL to omit */
+    uint64_t ts_us;        /* time of the matching packet */
+    const char *event_id;  /* unique per event, across runs */
+    const char *sensor_id; /* "host" field; NULL to omit */
     const struct kg_flow_info *flow;
     const struct kg_indicator *ind;
-    const char *where;              /* "tls.sni", "dns.query", "http.host", "http.url",
-                                       "tls.ja3", "tls.cert_sha1", "conn.src_ip", "conn.dest_ip" */
-    const char *seen;               /* the value observed */
+    const char *where; /* "tls.sni", "dns.query", "http.host", "http.url",
+                          "tls.ja3", "tls.cert_sha1", "conn.src_ip", "conn.dest_ip" */
+    const char *seen;  /* the value observed */
     size_t seen_len;
     /* Context; NULL when unknown. tls.* is taken from the flow (sni, ja3). */
     const char *dns_rrname;

@@ -28,9 +28,9 @@ struct kg_sink_ops {
 
 struct kg_sink {
     const struct kg_sink_ops *ops;
-    char *name;               /* owned; the spec with any password masked */
-    struct kg_sink_stats st;  /* `written` kept by sink.c, the rest by the backend */
-    void *priv;               /* backend state */
+    char *name;              /* owned; the spec with any password masked */
+    struct kg_sink_stats st; /* `written` kept by sink.c, the rest by the backend */
+    void *priv;              /* backend state */
 };
 
 extern const struct kg_sink_ops kg_sink_stdout_ops;

@@ -30,9 +30,9 @@
 
 struct file_priv {
     char *path;
-    int fd;              /* -1 after a failed reopen: retried on the next drain */
-    struct kg_buf buf;   /* lines not yet written; may start mid-line */
-    bool mid_line;       /* the file ends with part of buf's first line */
+    int fd;            /* -1 after a failed reopen: retried on the next drain */
+    struct kg_buf buf; /* lines not yet written; may start mid-line */
+    bool mid_line;     /* the file ends with part of buf's first line */
     int last_errno;
     struct kg_ratelimit rl;
 };
@@ -91,8 +91,9 @@ static void drop_buffered(struct kg_sink *s)
     s->st.failed += lost;
     pv->buf.len = keep;
     if (pv->buf.data) pv->buf.data[keep] = '\0';
-    kg_log_ratelimited(&pv->rl, 10.0, KG_LOG_ERROR, "export/file", "%s: write failed: %s; dropped %llu events",
-                       s->name, strerror(pv->last_errno), (unsigned long long)lost);
+    kg_log_ratelimited(&pv->rl, 10.0, KG_LOG_ERROR, "export/file",
+                       "%s: write failed: %s; dropped %llu events", s->name, strerror(pv->last_errno),
+                       (unsigned long long)lost);
 }
 
 static int fi_open(struct kg_sink *s, const char *arg, struct kg_err *err)

@@ -11,14 +11,17 @@
  * NOAUTH, READONLY, ... see retryable_error()) keep the event queued, like
  * a lost connection does. Delivery is therefore at least once: when the
  * connection drops after a command went out but before its reply came
- * back, that event is sent again.
+ * back, that event is sent again. Order is kept, except that an event
+ * refused for now goes in after the events of its batch that were taken.
  *
  * The connection is made lazily, at most once per flush, with short
- * timeouts (1 s to connect, 5 s per batch), so an unreachable Redis costs
- * the export thread at most ~6 s per flush and the caller decides how
- * often to retry. The queue is bounded (KG_SINK_REDIS_MAX_QUEUED events by
- * default): when Redis stays away, the oldest events are dropped and
- * counted as failed, so memory stays bounded and the newest alerts win.
+ * timeouts (1 s to connect, 5 s for any socket read or write), so an
+ * unreachable Redis costs a flush about a second and a server that stops
+ * answering a few seconds before the connection is dropped; the caller
+ * decides how often to retry. (The host name is resolved with
+ * getaddrinfo(), which no timeout bounds: prefer an address.) The queue is bounded (KG_SINK_REDIS_MAX_QUEUED
+ * events by default): when Redis stays away, the oldest events are dropped and counted as failed, so memory
+ * stays bounded and the newest alerts win.
  *
  * The password is kept for AUTH only; it is never logged, and the sink's
  * name masks it ("redis://:***@host:port/key").
@@ -30,7 +33,6 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,25 +43,26 @@
 #define REDIS_BATCH 1000
 #define REDIS_DEFAULT_PORT 6379
 #define REDIS_QUEUE_INITIAL 1024u
+#define REDIS_MAX_EVENT (512u * 1024u * 1024u)
 
 struct redis_entry {
     char *data; /* owned copy of the event, no trailing '\n' */
     size_t len;
-    bool done;  /* delivered or failed, waiting for the entries before it to leave */
+    bool done; /* delivered or failed, waiting for the entries before it to leave */
 };
 
 struct redis_priv {
     char *host;
     int port;
-    char *user;       /* NULL: AUTH with the password alone */
-    char *password;   /* NULL: no AUTH */
+    char *user;     /* NULL: AUTH with the password alone */
+    char *password; /* NULL: no AUTH */
     size_t password_len;
     char *key;
     size_t key_len;
 
     redisContext *ctx; /* NULL while disconnected */
     bool ever_connected;
-    bool down;         /* a connection failed since the last success: log when back */
+    bool down; /* a connection failed since the last success: log when back */
 
     struct redis_entry *q; /* ring */
     size_t cap, head, count, limit;
@@ -105,7 +108,8 @@ static int parse_spec(struct redis_priv *pv, const char *arg, struct kg_buf *nam
 {
     const char *slash = strchr(arg, '/');
     if (!slash || slash[1] == '\0')
-        return kg_err_set(err, KG_ERR_INVAL, "redis output needs a list key: redis://[:password@]host:port/key");
+        return kg_err_set(err, KG_ERR_INVAL,
+                          "redis output needs a list key: redis://[:password@]host:port/key");
 
     /* userinfo: up to the last '@' of the authority, so a password may hold
      * '@' and ':'; only '/' and '%' must be percent-encoded in it. */
@@ -116,9 +120,15 @@ static int parse_spec(struct redis_priv *pv, const char *arg, struct kg_buf *nam
     kg_buf_append_str(name, "redis://");
     if (at) {
         const char *colon = memchr(arg, ':', (size_t)(at - arg));
-        if (!colon) return kg_err_set(err, KG_ERR_INVAL, "redis output: expected [user]:password@ before the host");
+        if (!colon)
+            return kg_err_set(err, KG_ERR_INVAL, "redis output: expected [user]:password@ before the host");
         pv->password = percent_decode(colon + 1, (size_t)(at - colon - 1), &pv->password_len);
-        if (!pv->password) return kg_err_set(err, KG_ERR_INVAL, "redis output: bad %%-escape in the password");
+        if (!pv->password)
+            return kg_err_set(err, KG_ERR_INVAL, "redis output: bad %%-escape in the password");
+        if (pv->password_len == 0 && colon == arg) { /* "redis://:@host/key": no AUTH */
+            free(pv->password);
+            pv->password = NULL;
+        }
         if (colon > arg) {
             size_t ulen;
             pv->user = percent_decode(arg, (size_t)(colon - arg), &ulen);
@@ -141,7 +151,8 @@ static int parse_spec(struct redis_priv *pv, const char *arg, struct kg_buf *nam
         host = hostport + 1;
         host_end = rb;
         if (rb + 1 < slash) {
-            if (rb[1] != ':') return kg_err_set(err, KG_ERR_INVAL, "redis output: expected ':port' after ']'");
+            if (rb[1] != ':')
+                return kg_err_set(err, KG_ERR_INVAL, "redis output: expected ':port' after ']'");
             port_str = rb + 2;
         }
     } else {
@@ -160,7 +171,8 @@ static int parse_spec(struct redis_priv *pv, const char *arg, struct kg_buf *nam
     if (port_str) {
         long port = 0;
         const char *p = port_str;
-        for (; p < slash && *p >= '0' && *p <= '9' && port <= 65535; p++) port = port * 10 + (*p - '0');
+        for (; p < slash && *p >= '0' && *p <= '9' && port <= 65535; p++)
+            port = port * 10 + (*p - '0');
         if (p != slash || p == port_str || port < 1 || port > 65535)
             return kg_err_set(err, KG_ERR_INVAL, "redis output: port must be 1..65535");
         pv->port = (int)port;
@@ -190,7 +202,8 @@ static void q_pop(struct redis_priv *pv)
 /* Pops the entries whose fate is settled, from the head. */
 static void q_pop_done(struct redis_priv *pv)
 {
-    while (pv->count > 0 && q_at(pv, 0)->done) q_pop(pv);
+    while (pv->count > 0 && q_at(pv, 0)->done)
+        q_pop(pv);
 }
 
 static void q_drop_oldest(struct kg_sink *s)
@@ -211,7 +224,8 @@ static bool q_grow(struct redis_priv *pv)
     if (ncap <= pv->cap) ncap = pv->cap + 1;
     struct redis_entry *nq = malloc(ncap * sizeof(*nq));
     if (!nq) return false;
-    for (size_t i = 0; i < pv->count; i++) nq[i] = *q_at(pv, i);
+    for (size_t i = 0; i < pv->count; i++)
+        nq[i] = *q_at(pv, i);
     free(pv->q);
     pv->q = nq;
     pv->cap = ncap;
@@ -281,8 +295,10 @@ static int rd_connect(struct kg_sink *s)
         redisFree(c);
         goto fail;
     }
-    if (redisSetTimeout(c, command_tv) != REDIS_OK) {
-        set_error(pv, "cannot set socket timeouts", c->errstr);
+    /* The command timeout bounds a batch on a peer that stopped answering;
+     * keepalive notices a dead peer on a connection that sits idle. */
+    if (redisSetTimeout(c, command_tv) != REDIS_OK || redisEnableKeepAlive(c) != REDIS_OK) {
+        set_error(pv, "cannot set socket options", c->errstr);
         redisFree(c);
         goto fail;
     }
@@ -293,9 +309,12 @@ static int rd_connect(struct kg_sink *s)
                                  : redisCommand(c, "AUTH %b", pv->password, pv->password_len);
         sigpipe_unblock(&g);
         /* The server's error text never echoes the password. */
-        if (!r) set_error(pv, "AUTH failed", c->errstr);
-        else if (r->type == REDIS_REPLY_ERROR) set_error(pv, "authentication refused", r->str);
-        else if (r->type != REDIS_REPLY_STATUS) set_error(pv, "AUTH failed", "unexpected reply");
+        if (!r)
+            set_error(pv, "AUTH failed", c->errstr);
+        else if (r->type == REDIS_REPLY_ERROR)
+            set_error(pv, "authentication refused", r->str);
+        else if (r->type != REDIS_REPLY_STATUS)
+            set_error(pv, "AUTH failed", "unexpected reply");
         const bool ok = r && r->type == REDIS_REPLY_STATUS;
         freeReplyObject(r);
         if (!ok) {
@@ -315,8 +334,8 @@ static int rd_connect(struct kg_sink *s)
 
 fail:
     pv->down = true;
-    kg_log_ratelimited(&pv->rl_conn, 10.0, KG_LOG_WARN, "export/redis", "%s: %s; %zu events queued, will retry",
-                       s->name, pv->last_error, pv->count);
+    kg_log_ratelimited(&pv->rl_conn, 10.0, KG_LOG_WARN, "export/redis",
+                       "%s: %s; %zu events queued, will retry", s->name, pv->last_error, pv->count);
     return -1;
 }
 
@@ -325,8 +344,17 @@ fail:
 static bool retryable_error(const char *msg)
 {
     static const char *const prefixes[] = {
-        "LOADING",  "BUSY",   "MASTERDOWN", "READONLY", "OOM", "TRYAGAIN", "CLUSTERDOWN",
-        "NOAUTH",   "NOPERM", "WRONGPASS",  "ERR max number of clients",
+        "LOADING",
+        "BUSY",
+        "MASTERDOWN",
+        "READONLY",
+        "OOM",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "NOAUTH",
+        "NOPERM",
+        "WRONGPASS",
+        "ERR max number of clients",
     };
     for (size_t i = 0; i < KG_ARRAY_LEN(prefixes); i++)
         if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0) return true;
@@ -347,7 +375,8 @@ static enum batch_result send_batch(struct kg_sink *s)
     for (size_t i = 0; i < pv->count && n < REDIS_BATCH; i++) {
         struct redis_entry *e = q_at(pv, i);
         if (e->done) continue;
-        if (redisAppendCommand(pv->ctx, "RPUSH %b %b", pv->key, pv->key_len, e->data, e->len) != REDIS_OK) break;
+        if (redisAppendCommand(pv->ctx, "RPUSH %b %b", pv->key, pv->key_len, e->data, e->len) != REDIS_OK)
+            break;
         slot[n++] = i;
     }
 
@@ -372,8 +401,9 @@ static enum batch_result send_batch(struct kg_sink *s)
         } else {
             e->done = true;
             s->st.failed++;
-            kg_log_ratelimited(&pv->rl_reply, 10.0, KG_LOG_ERROR, "export/redis", "%s: RPUSH failed, event dropped: %s",
-                               s->name, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type");
+            kg_log_ratelimited(&pv->rl_reply, 10.0, KG_LOG_ERROR, "export/redis",
+                               "%s: RPUSH failed, event dropped: %s", s->name,
+                               r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type");
         }
         freeReplyObject(r);
     }
@@ -387,8 +417,8 @@ static enum batch_result send_batch(struct kg_sink *s)
     if (res != BATCH_OK) {
         disconnect(pv);
         pv->down = true;
-        kg_log_ratelimited(&pv->rl_conn, 10.0, KG_LOG_WARN, "export/redis", "%s: %s; %zu events queued, will retry",
-                           s->name, pv->last_error, pv->count);
+        kg_log_ratelimited(&pv->rl_conn, 10.0, KG_LOG_WARN, "export/redis",
+                           "%s: %s; %zu events queued, will retry", s->name, pv->last_error, pv->count);
     }
     return res;
 }
@@ -417,10 +447,14 @@ static int rd_open(struct kg_sink *s, const char *arg, struct kg_err *err)
 static int rd_write(struct kg_sink *s, const char *json, size_t len)
 {
     struct redis_priv *pv = s->priv;
+    /* Redis refuses bulk strings over proto-max-bulk-len (512 MB by default)
+     * by closing the connection: such an event would be resent forever. */
+    if (len > REDIS_MAX_EVENT) return KG_ERR_INVAL;
     char *copy = malloc(len);
     if (!copy) return KG_ERR_NOMEM;
     memcpy(copy, json, len);
-    while (pv->count >= pv->limit) q_drop_oldest(s);
+    while (pv->count >= pv->limit)
+        q_drop_oldest(s);
     if (pv->count == pv->cap && !q_grow(pv)) {
         free(copy);
         return KG_ERR_NOMEM;
@@ -442,7 +476,9 @@ static int rd_flush(struct kg_sink *s, struct kg_err *err)
     while (pv->count > 0) {
         if (!pv->ctx) {
             /* At most one attempt per call: the caller owns the retry pace. */
-            if (tried_connect || (tried_connect = true, rd_connect(s) != 0)) break;
+            if (tried_connect) break;
+            tried_connect = true;
+            if (rd_connect(s) != 0) break;
         }
         const enum batch_result res = send_batch(s);
         q_pop_done(pv);
@@ -456,7 +492,8 @@ static int rd_set_queue_limit(struct kg_sink *s, size_t max_events)
 {
     struct redis_priv *pv = s->priv;
     pv->limit = max_events;
-    while (pv->count > pv->limit) q_drop_oldest(s);
+    while (pv->count > pv->limit)
+        q_drop_oldest(s);
     return 0;
 }
 
@@ -465,7 +502,8 @@ static void rd_close(struct kg_sink *s)
     struct redis_priv *pv = s->priv;
     if (!pv) return;
     disconnect(pv);
-    while (pv->count > 0) q_pop(pv);
+    while (pv->count > 0)
+        q_pop(pv);
     free(pv->q);
     free(pv->host);
     free(pv->user);

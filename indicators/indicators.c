@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <sys/random.h>
 
-/* --- arena -------------------------------------------------------------------- */
+/* --- the set and its arena -------------------------------------------------------- */
 
 #define KG_IND_CHUNK_SIZE (64u * 1024u)
 
@@ -142,13 +142,20 @@ bool kg_ind_set_is_final(const struct kg_indicator_set *s)
 const char *kg_ind_type_name(enum kg_ind_type t)
 {
     switch (t) {
-    case KG_IND_ADDR: return "ADDR";
-    case KG_IND_SUBNET: return "SUBNET";
-    case KG_IND_DOMAIN: return "DOMAIN";
-    case KG_IND_URL: return "URL";
-    case KG_IND_CERT_HASH: return "CERT_HASH";
-    case KG_IND_JA3: return "JA3";
-    default: return "UNKNOWN";
+    case KG_IND_ADDR:
+        return "ADDR";
+    case KG_IND_SUBNET:
+        return "SUBNET";
+    case KG_IND_DOMAIN:
+        return "DOMAIN";
+    case KG_IND_URL:
+        return "URL";
+    case KG_IND_CERT_HASH:
+        return "CERT_HASH";
+    case KG_IND_JA3:
+        return "JA3";
+    default:
+        return "UNKNOWN";
     }
 }
 
@@ -170,12 +177,20 @@ static inline char lower_ascii(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
 }
 
-static int hexval(char c)
+/* Hex digit value + 1, 0 for anything else: a table, because match_hash()
+ * decodes 32-40 digits per TLS handshake. */
+#define HEXV(c, v) [c] = (v) + 1
+static const uint8_t hex_plus1[256] = {
+    HEXV('0', 0),  HEXV('1', 1),  HEXV('2', 2),  HEXV('3', 3),  HEXV('4', 4),  HEXV('5', 5),
+    HEXV('6', 6),  HEXV('7', 7),  HEXV('8', 8),  HEXV('9', 9),  HEXV('a', 10), HEXV('b', 11),
+    HEXV('c', 12), HEXV('d', 13), HEXV('e', 14), HEXV('f', 15), HEXV('A', 10), HEXV('B', 11),
+    HEXV('C', 12), HEXV('D', 13), HEXV('E', 14), HEXV('F', 15),
+};
+#undef HEXV
+
+static inline int hexval(char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    c = lower_ascii(c);
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
+    return (int)hex_plus1[(unsigned char)c] - 1;
 }
 
 /* Decodes exactly 2*n hex digits (either case) into n bytes; false if any is
@@ -197,6 +212,13 @@ static bool has_prefix_nocase(const char *p, size_t n, const char *prefix)
     for (size_t i = 0; i < k; i++)
         if (lower_ascii(p[i]) != prefix[i]) return false;
     return true;
+}
+
+/* RFC 3986 3.1 scheme characters (ASCII; no locale, unlike isalnum). */
+static bool is_scheme_char(char c)
+{
+    c = lower_ascii(c);
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
 }
 
 /* Length of "http://" or "https://" at the start of p (any case), else 0. */
@@ -321,15 +343,21 @@ static int norm_url(struct kg_indicator_set *s, const char *v, size_t n, struct 
             return kg_err_set(err, KG_ERR_PARSE, "invalid character 0x%02x in URL", c);
     }
     size_t skip = http_scheme_len(v, n);
-    if (!skip && n >= 3) {
-        const char *colon = memchr(v, ':', n);
-        if (colon && (size_t)(v + n - colon) >= 3 && memcmp(colon, "://", 3) == 0)
+    if (!skip) {
+        /* Another scheme (RFC 3986 3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" /
+         * "." ) ":") followed by "//" would load as a host named "ftp:" and
+         * never match. A "://" later on, in a query, is fine. */
+        size_t i = 0;
+        while (i < n && is_scheme_char(v[i]))
+            i++;
+        if (i > 0 && n - i >= 3 && memcmp(v + i, "://", 3) == 0)
             return kg_err_set(err, KG_ERR_PARSE, "unsupported URL scheme (only http:// and https://)");
     }
     v += skip;
     n -= skip;
     size_t host_len = 0;
-    while (host_len < n && v[host_len] != '/' && v[host_len] != '?') host_len++;
+    while (host_len < n && v[host_len] != '/' && v[host_len] != '?')
+        host_len++;
     const char *path = v + host_len;
     size_t path_len = n - host_len;
     host_len = host_drop_default_port(v, host_len);
@@ -337,7 +365,8 @@ static int norm_url(struct kg_indicator_set *s, const char *v, size_t n, struct 
     if (host_len > KG_IND_NAME_MAX) return kg_err_set(err, KG_ERR_PARSE, "URL host too long");
 
     kg_buf_reset(&s->scratch);
-    for (size_t i = 0; i < host_len; i++) kg_buf_append_char(&s->scratch, lower_ascii(v[i]));
+    for (size_t i = 0; i < host_len; i++)
+        kg_buf_append_char(&s->scratch, lower_ascii(v[i]));
     /* A request line always carries a path: "evil.com" is "evil.com/" on the
      * wire, and "evil.com?q" is "evil.com/?q". */
     if (path_len == 0 || path[0] == '?') kg_buf_append_char(&s->scratch, '/');
@@ -351,8 +380,8 @@ static int norm_url(struct kg_indicator_set *s, const char *v, size_t n, struct 
 static int norm_hash(const char *v, size_t n, size_t digest_len, struct norm *out, struct kg_err *err)
 {
     if (n != 2 * digest_len)
-        return kg_err_set(err, KG_ERR_PARSE, "hash must be %zu hex digits, got %zu characters", 2 * digest_len,
-                          n);
+        return kg_err_set(err, KG_ERR_PARSE, "hash must be %zu hex digits, got %zu characters",
+                          2 * digest_len, n);
     if (!hex_decode(out->digest, v, digest_len))
         return kg_err_set(err, KG_ERR_PARSE, "hash contains a non-hex character");
     out->key = out->digest;
@@ -360,26 +389,33 @@ static int norm_hash(const char *v, size_t n, size_t digest_len, struct norm *ou
     return 0;
 }
 
-static int normalise(struct kg_indicator_set *s, enum kg_ind_type type, const char *v, size_t n, struct norm *out,
-                     struct kg_err *err)
+static int normalise(struct kg_indicator_set *s, enum kg_ind_type type, const char *v, size_t n,
+                     struct norm *out, struct kg_err *err)
 {
     memset(out, 0, sizeof(*out));
     if (memchr(v, '\0', n)) return kg_err_set(err, KG_ERR_PARSE, "NUL byte in value");
     switch (type) {
-    case KG_IND_ADDR: return norm_addr(v, n, false, out, err);
-    case KG_IND_SUBNET: return norm_addr(v, n, true, out, err);
-    case KG_IND_DOMAIN: return norm_domain(s, v, n, out, err);
-    case KG_IND_URL: return norm_url(s, v, n, out, err);
-    case KG_IND_CERT_HASH: return norm_hash(v, n, 20, out, err);
-    case KG_IND_JA3: return norm_hash(v, n, 16, out, err);
-    default: return kg_err_set(err, KG_ERR_INVAL, "unknown indicator type %d", (int)type);
+    case KG_IND_ADDR:
+        return norm_addr(v, n, false, out, err);
+    case KG_IND_SUBNET:
+        return norm_addr(v, n, true, out, err);
+    case KG_IND_DOMAIN:
+        return norm_domain(s, v, n, out, err);
+    case KG_IND_URL:
+        return norm_url(s, v, n, out, err);
+    case KG_IND_CERT_HASH:
+        return norm_hash(v, n, 20, out, err);
+    case KG_IND_JA3:
+        return norm_hash(v, n, 16, out, err);
+    default:
+        return kg_err_set(err, KG_ERR_INVAL, "unknown indicator type %d", (int)type);
     }
 }
 
 /* --- exact-key lookups shared by insertion and matching --------------------------- */
 
-static uint64_t url_hash(const struct kg_indicator_set *s, const char *host, size_t host_len, const char *path,
-                         size_t path_len)
+static uint64_t url_hash(const struct kg_indicator_set *s, const char *host, size_t host_len,
+                         const char *path, size_t path_len)
 {
     return kg_ind_hash(path, path_len, kg_ind_hash(host, host_len, s->seed));
 }
@@ -393,8 +429,8 @@ static uint32_t find_domain(const struct kg_indicator_set *s, const char *name, 
     return KG_IND_NONE;
 }
 
-static uint32_t find_url(const struct kg_indicator_set *s, const char *host, size_t host_len, const char *path,
-                         size_t path_len)
+static uint32_t find_url(const struct kg_indicator_set *s, const char *host, size_t host_len,
+                         const char *path, size_t path_len)
 {
     uint64_t h = url_hash(s, host, host_len, path, path_len);
     uint32_t pos = kg_ind_htab_start(&s->urls, h);
@@ -438,9 +474,12 @@ static uint32_t find_existing(struct kg_indicator_set *s, enum kg_ind_type type,
     case KG_IND_URL:
         return find_url(s, (const char *)nv->key, nv->aux, (const char *)nv->key + nv->aux,
                         nv->key_len - nv->aux);
-    case KG_IND_CERT_HASH: return find_digest(s, 0, nv->key, nv->key_len);
-    case KG_IND_JA3: return find_digest(s, 1, nv->key, nv->key_len);
-    default: return KG_IND_NONE;
+    case KG_IND_CERT_HASH:
+        return find_digest(s, 0, nv->key, nv->key_len);
+    case KG_IND_JA3:
+        return find_digest(s, 1, nv->key, nv->key_len);
+    default:
+        return KG_IND_NONE;
     }
 }
 
@@ -510,15 +549,16 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
         if (nv.key_len > s->domain_max_len) s->domain_max_len = nv.key_len;
         break;
     case KG_IND_URL:
-        kg_ind_htab_insert(&s->urls,
-                           url_hash(s, (const char *)kp, nv.aux, (const char *)kp + nv.aux, nv.key_len - nv.aux),
-                           id, nv.aux);
+        kg_ind_htab_insert(
+            &s->urls, url_hash(s, (const char *)kp, nv.aux, (const char *)kp + nv.aux, nv.key_len - nv.aux),
+            id, nv.aux);
         break;
     case KG_IND_CERT_HASH:
     case KG_IND_JA3:
         kg_ind_htab_insert(&s->hashes[in->type == KG_IND_JA3], kg_ind_hash(kp, nv.key_len, s->seed), id, 0);
         break;
-    default: break;
+    default:
+        break;
     }
     s->n++;
     s->count[in->type]++;
@@ -528,7 +568,7 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
 int kg_indicator_set_add(struct kg_indicator_set *s, enum kg_ind_type type, const char *value,
                          const char *source, struct kg_err *err)
 {
-    if (!value) return kg_err_set(err, KG_ERR_INVAL, "NULL indicator value");
+    if (!s || !value) return kg_err_set(err, KG_ERR_INVAL, "invalid arguments");
     struct kg_ind_input in = {
         .type = type,
         .value = value,
@@ -565,7 +605,8 @@ const struct kg_indicator *kg_indicator_match_domain(const struct kg_indicator_s
     char buf[KG_IND_DOMAIN_MAX + 1];
     size_t win = KG_MIN(len, s->domain_max_len + 1);
     const char *src = name + (len - win);
-    for (size_t i = 0; i < win; i++) buf[i] = lower_ascii(src[i]);
+    for (size_t i = 0; i < win; i++)
+        buf[i] = lower_ascii(src[i]);
 
     /* Walk the suffixes that start on a label boundary, shortest first,
      * folding one label into the hash at each step (kg_ind_domain_hash's
@@ -599,7 +640,8 @@ const struct kg_indicator *kg_indicator_match_url(const struct kg_indicator_set 
     if (skip) {
         host = uri + skip;
         size_t n = uri_len - skip, hl = 0;
-        while (hl < n && host[hl] != '/' && host[hl] != '?') hl++;
+        while (hl < n && host[hl] != '/' && host[hl] != '?')
+            hl++;
         host_len = hl;
         uri = host + hl;
         uri_len = n - hl;
@@ -608,7 +650,8 @@ const struct kg_indicator *kg_indicator_match_url(const struct kg_indicator_set 
     host_len = host_drop_default_port(host, host_len);
     if (host_len == 0 || host_len > KG_IND_NAME_MAX) return NULL;
     char hbuf[KG_IND_NAME_MAX];
-    for (size_t i = 0; i < host_len; i++) hbuf[i] = lower_ascii(host[i]);
+    for (size_t i = 0; i < host_len; i++)
+        hbuf[i] = lower_ascii(host[i]);
 
     /* Mirror norm_url(): a missing path, or a query without one, is "/". */
     char pbuf[KG_IND_NAME_MAX];

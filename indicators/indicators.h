@@ -41,7 +41,7 @@ struct kg_indicator {
     uint32_t id;        /* index within the set */
     const char *value;  /* as listed in the feed */
     const char *source; /* meta.source ("" when absent) */
-    const char *file;   /* feed file it came from */
+    const char *file;   /* feed file it came from ("" for kg_indicator_set_add) */
     uint32_t line;      /* line in that file */
     int severity;       /* 1 (high) .. 3 (low) from a meta.severity column; 0 = not given */
     uint32_t nmeta;     /* extra meta.* columns, names without the "meta." prefix */
@@ -52,7 +52,8 @@ struct kg_indicator {
 struct kg_indicator_load_report {
     uint64_t loaded;      /* indicators added from this file */
     uint64_t bad_lines;   /* skipped with a warning */
-    uint64_t duplicates;  /* same type+value already in the set (first one kept) */
+    uint64_t duplicates;  /* same type+value already in the set (first one kept); an ADDR
+                           * and the /32 or /128 SUBNET of the same address count as one */
 };
 
 struct kg_indicator_set;
@@ -78,8 +79,9 @@ int kg_indicator_set_load_file(struct kg_indicator_set *s, const char *path,
 int kg_indicator_set_load_buffer(struct kg_indicator_set *s, const char *name, const char *data, size_t len,
                                  struct kg_indicator_load_report *rep, struct kg_err *err);
 
-/* Adds one indicator (value is copied). Returns 0, or KG_ERR_PARSE with err
- * filled when the value is not valid for the type. */
+/* Adds one indicator (value and source are copied; source may be NULL).
+ * Returns 0 (also for a duplicate, which leaves the first one in place), or
+ * KG_ERR_PARSE with err filled when the value is not valid for the type. */
 int kg_indicator_set_add(struct kg_indicator_set *s, enum kg_ind_type type, const char *value,
                          const char *source, struct kg_err *err);
 

@@ -10,6 +10,7 @@
  */
 #include "indicators/indicators_int.h"
 
+#include <endian.h>
 #include <stdlib.h>
 
 /* xxHash64's primes (odd, with well-spread bits). */
@@ -81,7 +82,8 @@ void kg_ind_htab_free(struct kg_ind_htab *t)
 static struct kg_ind_slot *slots_new(size_t n)
 {
     struct kg_ind_slot *sl = kg_xmalloc(n * sizeof(*sl));
-    for (size_t i = 0; i < n; i++) sl[i].id = KG_IND_NONE;
+    for (size_t i = 0; i < n; i++)
+        sl[i].id = KG_IND_NONE;
     return sl;
 }
 
@@ -89,7 +91,8 @@ static struct kg_ind_slot *slots_new(size_t n)
 static void place(struct kg_ind_slot *slots, uint32_t mask, uint64_t hash, uint32_t id, uint32_t aux)
 {
     uint32_t i = (uint32_t)hash & mask;
-    while (slots[i].id != KG_IND_NONE) i = (i + 1) & mask;
+    while (slots[i].id != KG_IND_NONE)
+        i = (i + 1) & mask;
     slots[i].hash = hash;
     slots[i].id = id;
     slots[i].aux = aux;
@@ -127,7 +130,8 @@ void kg_ind_prefix_init(struct kg_ind_prefix_index *x, uint8_t alen)
 
 void kg_ind_prefix_free(struct kg_ind_prefix_index *x)
 {
-    for (size_t i = 0; i < KG_ARRAY_LEN(x->tabs); i++) kg_ind_htab_free(&x->tabs[i]);
+    for (size_t i = 0; i < KG_ARRAY_LEN(x->tabs); i++)
+        kg_ind_htab_free(&x->tabs[i]);
     x->nlens = 0;
 }
 
@@ -141,25 +145,71 @@ void kg_ind_prefix_mask(uint8_t *out, const uint8_t *addr, unsigned alen, unsign
     }
 }
 
-static inline uint32_t first_word(const uint8_t *masked)
+/*
+ * Addresses are handled as two 64-bit words in host order (IPv4 in the top
+ * half of `hi`, `lo` = 0), so masking to a prefix length is two ANDs and the
+ * hash two rounds: no byte loops or memset on the per-packet path.
+ */
+struct addr128 {
+    uint64_t hi, lo;
+};
+
+static inline uint64_t load_be64(const uint8_t *p)
 {
-    uint32_t w;
-    memcpy(&w, masked, 4);
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return be64toh(v);
+}
+
+static inline struct addr128 addr_load(const uint8_t *a, unsigned alen)
+{
+    struct addr128 w = {0, 0};
+    if (alen == 4) {
+        uint32_t v;
+        memcpy(&v, a, 4);
+        w.hi = (uint64_t)be32toh(v) << 32;
+    } else {
+        w.hi = load_be64(a);
+        w.lo = load_be64(a + 8);
+    }
     return w;
+}
+
+static inline struct addr128 addr_mask(struct addr128 w, unsigned plen)
+{
+    /* Shifts by 64 are undefined in C: the edges are spelled out. */
+    uint64_t mhi = plen >= 64 ? ~0ull : plen == 0 ? 0 : ~0ull << (64 - plen);
+    uint64_t mlo = plen <= 64 ? 0 : plen >= 128 ? ~0ull : ~0ull << (128 - plen);
+    return (struct addr128){w.hi & mhi, w.lo & mlo};
+}
+
+static inline uint64_t addr_hash(struct addr128 w, unsigned alen, uint64_t seed)
+{
+    uint64_t h = round64(seed, w.hi);
+    if (alen == 16) h = round64(h, w.lo);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
 }
 
 /* Exact probe of the table for one prefix length. */
 static inline uint32_t probe(const struct kg_ind_prefix_index *x, const struct kg_ind_key *keys,
-                             const uint8_t *masked, unsigned plen, uint64_t seed)
+                             struct addr128 w, unsigned plen, uint64_t seed)
 {
     const struct kg_ind_htab *t = &x->tabs[plen];
-    uint64_t h = kg_ind_hash(masked, x->alen, seed);
-    uint32_t w = first_word(masked);
+    uint64_t h = addr_hash(w, x->alen, seed);
+    uint32_t top = (uint32_t)(w.hi >> 32);
     uint32_t pos = kg_ind_htab_start(t, h);
     for (const struct kg_ind_slot *sl; (sl = kg_ind_htab_next(t, h, &pos)) != NULL;) {
-        if (sl->aux != w) continue;
-        /* For IPv4 aux is the whole key; IPv6 compares the other 12 bytes. */
-        if (x->alen == 4 || memcmp(keys[sl->id].p + 4, masked + 4, 12) == 0) return sl->id;
+        if (sl->aux != top) continue;
+        /* For IPv4 aux is the whole key; IPv6 compares the rest (rarely
+         * reached: the 64-bit hash and the top 32 bits already agree). */
+        if (x->alen == 4) return sl->id;
+        struct addr128 k = addr_load(keys[sl->id].p, 16);
+        if (k.hi == w.hi && k.lo == w.lo) return sl->id;
     }
     return KG_IND_NONE;
 }
@@ -167,7 +217,7 @@ static inline uint32_t probe(const struct kg_ind_prefix_index *x, const struct k
 uint32_t kg_ind_prefix_find(const struct kg_ind_prefix_index *x, const struct kg_ind_key *keys,
                             const uint8_t *masked, unsigned plen, uint64_t seed)
 {
-    return probe(x, keys, masked, plen, seed);
+    return probe(x, keys, addr_load(masked, x->alen), plen, seed);
 }
 
 void kg_ind_prefix_insert(struct kg_ind_prefix_index *x, const uint8_t *masked, unsigned plen, uint32_t id,
@@ -185,17 +235,18 @@ void kg_ind_prefix_insert(struct kg_ind_prefix_index *x, const uint8_t *masked, 
         x->lens[i] = (uint8_t)plen;
         x->nlens++;
     }
-    kg_ind_htab_insert(t, kg_ind_hash(masked, x->alen, seed), id, first_word(masked));
+    struct addr128 w = addr_load(masked, x->alen);
+    kg_ind_htab_insert(t, addr_hash(w, x->alen, seed), id, (uint32_t)(w.hi >> 32));
 }
 
 uint32_t kg_ind_prefix_lookup(const struct kg_ind_prefix_index *x, const struct kg_ind_key *keys,
                               const uint8_t *addr, uint64_t seed)
 {
-    uint8_t masked[16];
+    if (x->nlens == 0) return KG_IND_NONE;
+    struct addr128 w = addr_load(addr, x->alen);
     for (unsigned i = 0; i < x->nlens; i++) {
         unsigned plen = x->lens[i];
-        kg_ind_prefix_mask(masked, addr, x->alen, plen);
-        uint32_t id = probe(x, keys, masked, plen, seed);
+        uint32_t id = probe(x, keys, addr_mask(w, plen), plen, seed);
         if (id != KG_IND_NONE) return id;
     }
     return KG_IND_NONE;

@@ -137,7 +137,7 @@ struct kg_ind_key {
  * lookup masks the address to each present length, longest first, and stops
  * at the first hit, so its cost is bounded by the number of distinct lengths
  * (at most 33 for IPv4, 129 for IPv6; real feeds have a few), never by the
- * number of prefixes. Slot aux = the first 4 bytes of the masked address,
+ * number of prefixes. Slot aux = the top 32 bits of the masked address,
  * which for IPv4 is the whole key: an IPv4 probe never leaves the table.
  */
 struct kg_ind_prefix_index {

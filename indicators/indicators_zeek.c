@@ -82,7 +82,8 @@ static const char *printable(char *buf, size_t size, const char *p, size_t n)
     return buf;
 }
 
-static void warn(struct zeek_reader *r, uint32_t line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn(struct zeek_reader *r, uint32_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void warn(struct zeek_reader *r, uint32_t line, const char *fmt, ...)
 {
     if (r->warnings > KG_ZEEK_MAX_WARNINGS) return;
@@ -117,7 +118,8 @@ static uint32_t split(const char *p, size_t n, char sep, struct field *out, uint
 
 static const char *intern(struct zeek_reader *r, uint32_t col, struct field f)
 {
-    if (r->cache[col] && r->cache_len[col] == f.n && memcmp(r->cache[col], f.p, f.n) == 0) return r->cache[col];
+    if (r->cache[col] && r->cache_len[col] == f.n && memcmp(r->cache[col], f.p, f.n) == 0)
+        return r->cache[col];
     r->cache[col] = kg_ind_set_strdup(r->s, f.p, f.n);
     r->cache_len[col] = f.n;
     return r->cache[col];
@@ -138,8 +140,8 @@ static int parse_separator(struct zeek_reader *r, const char *p, size_t n, uint3
         c = (unsigned char)v[0];
     }
     if (c <= 0 || c == '\n' || c == '\r' || c == '#')
-        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: unusable #separator (expected e.g. \"#separator \\x09\")",
-                          r->file, line);
+        return kg_err_set(err, KG_ERR_PARSE,
+                          "%s:%u: unusable #separator (expected e.g. \"#separator \\x09\")", r->file, line);
     r->sep = (char)c;
     return 0;
 }
@@ -151,7 +153,8 @@ static int parse_fields(struct zeek_reader *r, const char *p, size_t n, uint32_t
                           r->sep == '\t' ? "tabs" : "the #separator character");
     struct field f[KG_ZEEK_MAX_COLS + 1];
     uint32_t nf = n > 7 ? split(p + 8, n - 8, r->sep, f, KG_ZEEK_MAX_COLS + 1) : 0;
-    if (nf == 0) return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header names no columns", r->file, line);
+    if (nf == 0)
+        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header names no columns", r->file, line);
     if (nf > KG_ZEEK_MAX_COLS)
         return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header has more than %d columns", r->file, line,
                           KG_ZEEK_MAX_COLS);
@@ -164,7 +167,8 @@ static int parse_fields(struct zeek_reader *r, const char *p, size_t n, uint32_t
     char pb[80];
     for (uint32_t i = 0; i < nf; i++) {
         if (f[i].n == 0)
-            return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields column %u has no name", r->file, line, i + 1);
+            return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields column %u has no name", r->file, line,
+                              i + 1);
         for (uint32_t j = 0; j < i; j++) {
             if (f[j].n == f[i].n && memcmp(f[j].p, f[i].p, f[i].n) == 0)
                 return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields lists column '%s' twice", r->file, line,
@@ -207,12 +211,18 @@ static int parse_type(struct field f, bool *known_unsupported)
         const char *name;
         int type;
     } types[] = {
-        {"Intel::ADDR", KG_IND_ADDR},        {"Intel::SUBNET", KG_IND_SUBNET},
-        {"Intel::DOMAIN", KG_IND_DOMAIN},    {"Intel::URL", KG_IND_URL},
-        {"Intel::CERT_HASH", KG_IND_CERT_HASH}, {"Intel::JA3", KG_IND_JA3},
-        {"Intel::EMAIL", -1},                {"Intel::SOFTWARE", -1},
-        {"Intel::USER_NAME", -1},            {"Intel::FILE_HASH", -1},
-        {"Intel::FILE_NAME", -1},            {"Intel::PUBKEY_HASH", -1},
+        {"Intel::ADDR", KG_IND_ADDR},
+        {"Intel::SUBNET", KG_IND_SUBNET},
+        {"Intel::DOMAIN", KG_IND_DOMAIN},
+        {"Intel::URL", KG_IND_URL},
+        {"Intel::CERT_HASH", KG_IND_CERT_HASH},
+        {"Intel::JA3", KG_IND_JA3},
+        {"Intel::EMAIL", -1},
+        {"Intel::SOFTWARE", -1},
+        {"Intel::USER_NAME", -1},
+        {"Intel::FILE_HASH", -1},
+        {"Intel::FILE_NAME", -1},
+        {"Intel::PUBKEY_HASH", -1},
     };
     *known_unsupported = false;
     for (size_t i = 0; i < KG_ARRAY_LEN(types); i++) {
@@ -282,7 +292,8 @@ static int parse_data(struct zeek_reader *r, const char *p, size_t n, uint32_t l
             in.severity = fs.p[0] - '0';
         } else {
             /* The indicator is still worth loading; it just has no severity. */
-            warn(r, line, "meta.severity '%s' is not 1, 2 or 3; ignored", printable(pb, sizeof(pb), fs.p, fs.n));
+            warn(r, line, "meta.severity '%s' is not 1, 2 or 3; ignored",
+                 printable(pb, sizeof(pb), fs.p, fs.n));
         }
     }
     const char *keys[KG_ZEEK_MAX_COLS], *vals[KG_ZEEK_MAX_COLS];
@@ -370,8 +381,8 @@ int kg_indicator_set_load_buffer(struct kg_indicator_set *s, const char *name, c
         rc = kg_err_set(err, KG_ERR_PARSE, "%s: no #fields header (not a Zeek Intel file?)", r->file);
 
     if (rc == 0)
-        kg_log(KG_LOG_INFO, "indicators", "%s: %llu indicators loaded, %llu bad lines, %llu duplicates", r->file,
-               (unsigned long long)r->rep.loaded, (unsigned long long)r->rep.bad_lines,
+        kg_log(KG_LOG_INFO, "indicators", "%s: %llu indicators loaded, %llu bad lines, %llu duplicates",
+               r->file, (unsigned long long)r->rep.loaded, (unsigned long long)r->rep.bad_lines,
                (unsigned long long)r->rep.duplicates);
     if (rep) *rep = r->rep;
     free(r);
@@ -392,7 +403,8 @@ int kg_indicator_set_load_file(struct kg_indicator_set *s, const char *path,
     kg_buf_init(&b);
     char chunk[65536];
     size_t got;
-    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) kg_buf_append(&b, chunk, got);
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        kg_buf_append(&b, chunk, got);
     int rc = 0;
     if (ferror(f))
         rc = kg_err_set(err, KG_ERR_IO, "%s: read error: %s", path, strerror_r(errno, eb, sizeof(eb)));

@@ -1120,29 +1120,44 @@ def case_malformed():
         return bytes(IPv6(src="2001:db8:110::10", dst="2001:db8:110::1", **kw) / l4)
 
     dnsq = dns_query(0x7777, ["www.malformed-bad.example"]).wire
-    good_udp = ip4(UDP(sport=50000, dport=53) / Raw(dnsq))
+    benign_q = dns_query(0x7778, ["len.example.org"]).wire
+
+    def udp4(sport, q):
+        return ip4(UDP(sport=sport, dport=53) / Raw(q))
+
     bad = []
     bad.append(b"")                                            # empty record
     bad.append(b"\x02\x00\x00")                                # 3 bytes: no Ethernet header
     bad.append(eth(ETH_IPV4, b""))                             # Ethernet only
-    bad.append(eth(ETH_IPV4, good_udp[:10]))                   # IPv4 header cut
-    bad.append(eth(ETH_IPV4, b"\x43" + good_udp[1:]))          # IHL 3 (< 5)
-    bad.append(eth(ETH_IPV4, b"\x4f" + good_udp[1:20]))        # IHL 15, only 20 bytes
-    bad.append(eth(ETH_IPV4, good_udp[:2] + u16(1500) + good_udp[4:]))  # total length > frame
-    bad.append(eth(ETH_IPV4, good_udp[:2] + u16(12) + good_udp[4:]))    # total length < header
-    bad.append(eth(ETH_IPV4, b"\x65" + good_udp[1:]))          # version 6 in an IPv4 frame
+    # Headers no decoder may accept: they carry the listed name on their own
+    # 5-tuples, so that reading past the error would show as an extra alert.
+    g = udp4(50010, dnsq)
+    bad.append(eth(ETH_IPV4, g[:10]))                          # IPv4 header cut
+    g = udp4(50011, dnsq)
+    bad.append(eth(ETH_IPV4, b"\x43" + g[1:]))                  # IHL 3 (< 5)
+    g = udp4(50012, dnsq)
+    bad.append(eth(ETH_IPV4, b"\x4f" + g[1:20]))                # IHL 15, only 20 bytes
+    g = udp4(50013, dnsq)
+    bad.append(eth(ETH_IPV4, g[:2] + u16(12) + g[4:]))         # total length < header length
+    g = udp4(50014, dnsq)
+    bad.append(eth(ETH_IPV4, b"\x65" + g[1:]))                  # version 6 in an IPv4 frame
+    # Lengths that disagree with the frame: a decoder may reject them or use
+    # what is there (as for a snaplen-cut packet), so they carry a benign name.
+    g = udp4(50020, benign_q)
+    bad.append(eth(ETH_IPV4, g[:2] + u16(1500) + g[4:]))       # total length > frame
+    u = bytes(UDP(sport=50021, dport=53) / Raw(benign_q))
+    bad.append(eth(ETH_IPV4, ip4(Raw(u[:4] + u16(4) + u[6:]), proto=17)))     # UDP length 4 (< 8)
+    u = bytes(UDP(sport=50022, dport=53) / Raw(benign_q))
+    bad.append(eth(ETH_IPV4, ip4(Raw(u[:4] + u16(2000) + u[6:]), proto=17)))  # UDP length > IP payload
+    g6 = ip6(UDP(sport=50023, dport=53) / Raw(benign_q))
+    bad.append(eth(ETH_IPV6, g6[:4] + u16(3000) + g6[6:]))     # IPv6 payload length > frame
+    bad.append(eth(ETH_IPV6, g6[:20]))                         # IPv6 header cut
     bad.append(eth(ETH_IPV4, ip4(Raw(b"\x00\x35\x01"), proto=6)))   # TCP header cut (3 bytes)
     t = bytes(TCP(sport=50001, dport=80, flags="PA", dataofs=2) / Raw(b"GET / HTTP/1.1\r\n\r\n"))
     bad.append(eth(ETH_IPV4, ip4(Raw(t), proto=6)))            # TCP data offset 2 (< 5)
     t = bytes(TCP(sport=50002, dport=80, flags="S", dataofs=15))
     bad.append(eth(ETH_IPV4, ip4(Raw(t), proto=6)))            # TCP data offset 15 past the end
     bad.append(eth(ETH_IPV4, ip4(Raw(b"\xc3\x50\x00"), proto=17)))  # UDP header cut
-    u = bytes(UDP(sport=50003, dport=53) / Raw(dnsq))
-    bad.append(eth(ETH_IPV4, ip4(Raw(u[:4] + u16(4) + u[6:]), proto=17)))     # UDP length 4 (< 8)
-    bad.append(eth(ETH_IPV4, ip4(Raw(u[:4] + u16(2000) + u[6:]), proto=17)))  # UDP length > IP payload
-    g6 = ip6(UDP(sport=50004, dport=53) / Raw(dnsq))
-    bad.append(eth(ETH_IPV6, g6[:20]))                         # IPv6 header cut
-    bad.append(eth(ETH_IPV6, g6[:4] + u16(3000) + g6[6:]))     # payload length > frame
     h = bytes(IPv6(src="2001:db8:110::10", dst="2001:db8:110::1", nh=0)) + b"\x11\x08"  # hop-by-hop cut
     bad.append(eth(ETH_IPV6, h[:4] + u16(2) + h[6:]))
     bad.append(eth(ETH_IPV6, ip6(Raw(b"\x11\xff" + b"\x00" * 6), nh=60)))   # dest-opts length past the end

@@ -13,6 +13,7 @@
 #include "sensor/sensor.h"
 
 #include <getopt.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -157,15 +158,11 @@ int main(int argc, char **argv)
         case OPT_LOGLEVEL: bad = set_or_die(&cfg, "sensor.log_level", optarg); break;
         case 'q': bad = set_or_die(&cfg, "sensor.log_level", "warning"); break;
         case OPT_SET: {
-            char *eq = strchr(optarg, '=');
-            if (!eq) {
-                fprintf(stderr, "kagami: --set needs KEY=VALUE, got '%s'\n", optarg);
+            struct kg_err serr = {{0}};
+            if (kg_config_set_pair(&cfg, optarg, &serr) < 0) {
+                fprintf(stderr, "kagami: --set %s: %s\n", optarg, serr.msg);
                 bad = 1;
-                break;
             }
-            *eq = '\0';
-            bad = set_or_die(&cfg, optarg, eq + 1);
-            *eq = '=';
             break;
         }
         case OPT_CHECK: check = true; break;
@@ -212,16 +209,27 @@ int main(int argc, char **argv)
     struct kg_sink **sinks = NULL;
     size_t nsinks = 0;
 
-    /* Indicators. */
+    /* Indicators: each entry is a path or a glob pattern (e.g. every .intel file of a folder). */
     for (size_t i = 0; i < cfg.indicator_files.count; i++) {
-        struct kg_indicator_load_report rep = {0};
-        const char *path = cfg.indicator_files.items[i];
-        if (kg_indicator_set_load_file(set, path, &rep, &err) < 0) {
-            fprintf(stderr, "kagami: %s\n", err.msg);
+        const char *pattern = cfg.indicator_files.items[i];
+        glob_t g;
+        int grc = glob(pattern, GLOB_NOCHECK | GLOB_ERR, NULL, &g);
+        if (grc != 0) {
+            fprintf(stderr, "kagami: %s: cannot expand the indicator path\n", pattern);
             status = 1;
             goto out;
         }
-        if (rep.bad_lines) status = check ? 1 : status;
+        for (size_t j = 0; j < g.gl_pathc; j++) {
+            struct kg_indicator_load_report rep = {0};
+            if (kg_indicator_set_load_file(set, g.gl_pathv[j], &rep, &err) < 0) {
+                fprintf(stderr, "kagami: %s\n", err.msg);
+                status = 1;
+                globfree(&g);
+                goto out;
+            }
+            if (rep.bad_lines && check) status = 1;
+        }
+        globfree(&g);
     }
     kg_indicator_set_finalize(set);
     if (kg_indicator_set_total(set) == 0)

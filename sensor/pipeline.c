@@ -198,6 +198,7 @@ static void on_observation(void *user, const struct kg_observation *o)
         }
         break;
     }
+    case KG_OBS_TLS_JA4: /* carried in alerts' tls.ja4; Intel::JA4 indicators come with the feed work */
     case KG_OBS_FLOW_END:
         break;
     }
@@ -234,21 +235,44 @@ static void *worker_main(void *arg)
 
 static void sinks_write(const struct kg_pipeline_params *p, const struct kg_msg *m)
 {
+    static struct kg_ratelimit rl;
     for (size_t i = 0; i < p->nsinks; i++) {
         if (kg_sink_write(p->sinks[i], m->data, m->len) < 0)
-            kg_log(KG_LOG_ERROR, "export", "%s: cannot queue an event", kg_sink_name(p->sinks[i]));
+            kg_log_ratelimited(&rl, 5.0, KG_LOG_ERROR, "export", "%s: cannot queue an event",
+                               kg_sink_name(p->sinks[i]));
     }
 }
 
-/* Flushes every sink once. Returns true when all delivered everything. */
-static bool sinks_flush(const struct kg_pipeline_params *p)
+/* Per-sink retry schedule: a sink that could not deliver (KG_ERR_AGAIN) is
+ * not flushed again before its back-off expires (0.1 s doubling to 5 s), so
+ * an unreachable collector does not stall the export thread on every loop. */
+struct sink_retry {
+    uint64_t next_ns;
+    uint64_t delay_ns;
+    bool behind; /* has undelivered events */
+};
+
+/* Flushes the sinks that are due. Returns true when no sink is behind. */
+static bool sinks_flush(const struct kg_pipeline_params *p, struct sink_retry *r, bool force)
 {
     bool all = true;
+    uint64_t now = kg_monotonic_ns();
     for (size_t i = 0; i < p->nsinks; i++) {
+        if (!force && r[i].behind && now < r[i].next_ns) {
+            all = false;
+            continue;
+        }
         struct kg_err err = {{0}};
         int rc = kg_sink_flush(p->sinks[i], &err);
-        if (rc == 0) continue;
+        if (rc == 0) {
+            r[i].behind = false;
+            r[i].delay_ns = 0;
+            continue;
+        }
         all = false;
+        r[i].behind = true;
+        r[i].delay_ns = r[i].delay_ns ? KG_MIN(r[i].delay_ns * 2, 5000000000ull) : 100000000ull;
+        r[i].next_ns = kg_monotonic_ns() + r[i].delay_ns;
         if (rc != KG_ERR_AGAIN)
             kg_log(KG_LOG_ERROR, "export", "%s: %s", kg_sink_name(p->sinks[i]),
                    err.msg[0] ? err.msg : kg_strerror(rc));
@@ -260,6 +284,7 @@ static void *export_main(void *arg)
 {
     struct exporter *x = arg;
     const struct kg_pipeline_params *p = x->p;
+    struct sink_retry *retry = kg_xcalloc(p->nsinks ? p->nsinks : 1, sizeof(*retry));
     unsigned idle = 0;
     uint64_t pending = 0, last_flush = kg_monotonic_ns();
     for (;;) {
@@ -280,7 +305,7 @@ static void *export_main(void *arg)
         pending += got;
         uint64_t now = kg_monotonic_ns();
         if (pending >= 1024 || (pending && (got == 0 || now - last_flush > 100000000ull))) {
-            if (sinks_flush(p)) pending = 0;
+            if (sinks_flush(p, retry, false)) pending = 0;
             last_flush = now;
         }
         if (all_done) break;
@@ -291,24 +316,24 @@ static void *export_main(void *arg)
      * back-off for up to a minute before the run gives up on it. */
     uint64_t deadline = kg_monotonic_ns() + 60ull * 1000000000ull;
     unsigned delay_ms = 100;
-    while (!sinks_flush(p)) {
-        if (kg_monotonic_ns() > deadline) {
-            for (size_t i = 0; i < p->nsinks; i++) {
-                struct kg_sink_stats st;
-                kg_sink_get_stats(p->sinks[i], &st);
-                uint64_t lost = st.written - st.delivered;
-                if (lost) {
-                    kg_log(KG_LOG_ERROR, "export", "%s: %" PRIu64 " events could not be delivered",
-                           kg_sink_name(p->sinks[i]), lost);
-                    x->undelivered += lost;
-                }
-            }
-            break;
-        }
+    while (!sinks_flush(p, retry, true) && kg_monotonic_ns() < deadline) {
         struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         if (delay_ms < 2000) delay_ms *= 2;
     }
+    /* Whatever a sink did not deliver (still queued, or refused for good) is
+     * reported, and makes the run fail. */
+    for (size_t i = 0; i < p->nsinks; i++) {
+        struct kg_sink_stats st;
+        kg_sink_get_stats(p->sinks[i], &st);
+        uint64_t lost = st.written - st.delivered;
+        if (lost) {
+            kg_log(KG_LOG_ERROR, "export", "%s: %" PRIu64 " events could not be delivered",
+                   kg_sink_name(p->sinks[i]), lost);
+            x->undelivered += lost;
+        }
+    }
+    free(retry);
     return NULL;
 }
 

@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""
+tests/scripts/run_case.py — runs one end-to-end case (tests/cases/<name>/)
+through kagami and checks its alerts. Python 3 standard library only.
+
+A case directory holds:
+  case.json        {"description": ..., "pcap": "pcaps/x.pcap" (relative to the
+                   repository root), "indicators": ["indicators.intel"] (relative
+                   to the case directory), "workers": [1, 2],
+                   optionally "args": [extra kagami arguments]}
+  indicators.intel the Zeek Intel feed
+  expected.jsonl   one JSON object per expected alert, holding only the fields
+                   to compare (written by scripts/make_pcaps.py)
+
+For each worker count, kagami runs as
+  kagami -r PCAP --indicators FEED... -o file:TMP/alerts.json --workers N [args]
+and must exit 0. Every output line must be a JSON alert with the required
+fields; then each expected alert must match exactly one actual alert on every
+field it gives (nested objects compare key by key, lists exactly; a field
+given as null must be absent), and every actual alert must be matched.
+
+  run_case.py --kagami build/sensor/kagami --case tests/cases/dns_udp
+  run_case.py --case tests/cases/dns_udp --dry-run-output alerts.json
+
+Exit status: 0 pass, 1 fail, 2 usage or case error.
+"""
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+0000$")
+IND_TYPES = {"ADDR", "SUBNET", "DOMAIN", "URL", "CERT_HASH", "JA3"}
+# Which indicator types can be matched at each place.
+WHERE_TYPES = {
+    "conn.src_ip": {"ADDR", "SUBNET"},
+    "conn.dest_ip": {"ADDR", "SUBNET"},
+    "dns.query": {"DOMAIN"},
+    "tls.sni": {"DOMAIN"},
+    "http.host": {"DOMAIN"},
+    "http.url": {"URL"},
+    "tls.ja3": {"JA3"},
+    "tls.cert_sha1": {"CERT_HASH"},
+}
+PROTOS = {"TCP", "UDP", "ICMP", "IPv6-ICMP"}
+
+ABSENT = object()
+
+
+class CaseError(Exception):
+    pass
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_alert(a):
+    """Returns the list of problems with one alert's shape."""
+    errs = []
+
+    def need(obj, key, types, where=""):
+        if not isinstance(obj, dict) or key not in obj:
+            errs.append("missing field %s%s" % (where, key))
+            return None
+        v = obj[key]
+        ok = is_int(v) if types is int else isinstance(v, types)
+        if not ok:
+            errs.append("field %s%s has the wrong type: %r" % (where, key, v))
+            return None
+        return v
+
+    ts = need(a, "timestamp", str)
+    if ts is not None and not TS_RE.match(ts):
+        errs.append("bad timestamp %r" % ts)
+    need(a, "event_id", str)
+    need(a, "host", str)
+    need(a, "flow_id", int)
+    if need(a, "event_type", str) not in (None, "alert"):
+        errs.append("event_type is %r, not 'alert'" % a["event_type"])
+    for k in ("src_ip", "dest_ip"):
+        v = need(a, k, str)
+        if v is not None:
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                errs.append("%s is not an address: %r" % (k, v))
+    proto = need(a, "proto", str)
+    if proto is not None and proto not in PROTOS:
+        errs.append("unknown proto %r" % proto)
+    if proto in ("TCP", "UDP"):
+        for k in ("src_port", "dest_port"):
+            v = need(a, k, int)
+            if v is not None and not 0 <= v <= 65535:
+                errs.append("%s out of range: %r" % (k, v))
+    if "app_proto" in a and not isinstance(a["app_proto"], str):
+        errs.append("app_proto is not a string: %r" % a["app_proto"])
+    if "vlan" in a:
+        v = a["vlan"]
+        if not (isinstance(v, list) and v and all(is_int(x) and 0 <= x < 4096 for x in v)):
+            errs.append("bad vlan %r" % v)
+    al = need(a, "alert", dict)
+    if al is not None:
+        need(al, "signature", str, "alert.")
+        need(al, "signature_id", int, "alert.")
+        need(al, "category", str, "alert.")
+        need(al, "severity", int, "alert.")
+    ind = need(a, "indicator", dict)
+    if ind is not None:
+        need(ind, "value", str, "indicator.")
+        need(ind, "seen", str, "indicator.")
+        need(ind, "source", str, "indicator.")
+        t = need(ind, "type", str, "indicator.")
+        w = need(ind, "where", str, "indicator.")
+        if t is not None and t not in IND_TYPES:
+            errs.append("unknown indicator.type %r" % t)
+        if w is not None and w not in WHERE_TYPES:
+            errs.append("unknown indicator.where %r" % w)
+        elif w is not None and t in IND_TYPES and t not in WHERE_TYPES[w]:
+            errs.append("indicator.type %s cannot match at %s" % (t, w))
+    return errs
+
+
+def read_alerts(path):
+    """Parses the output file; returns (alerts, problems)."""
+    alerts, problems = [], []
+    if not os.path.exists(path):
+        return alerts, problems  # a sink may create its file on the first event only
+    with open(path, "rb") as f:
+        data = f.read()
+    if data and not data.endswith(b"\n"):
+        problems.append("output does not end with a newline (last line cut?)")
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        if not raw:
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problems.append("line %d: not UTF-8 (%s)" % (n, e))
+            continue
+        try:
+            a = json.loads(line)
+        except ValueError as e:
+            problems.append("line %d: invalid JSON (%s): %s" % (n, e, line[:200]))
+            continue
+        if not isinstance(a, dict):
+            problems.append("line %d: not a JSON object" % n)
+            continue
+        for e in check_alert(a):
+            problems.append("line %d: %s" % (n, e))
+        alerts.append(a)
+    ids = {}
+    for n, a in enumerate(alerts):
+        ids.setdefault(a.get("event_id"), []).append(n)
+    for eid, where in ids.items():
+        if eid is not None and len(where) > 1:
+            problems.append("event_id %r used by %d alerts" % (eid, len(where)))
+    # One alert per flow, indicator and place.
+    seen = {}
+    for a in alerts:
+        ind = a.get("indicator") if isinstance(a.get("indicator"), dict) else {}
+        key = (a.get("flow_id"), ind.get("type"), ind.get("value"), ind.get("where"))
+        if key in seen:
+            problems.append("two alerts for one flow, indicator and place: flow_id=%r %s %r at %s"
+                            % (key[0], key[1], key[2], key[3]))
+        seen[key] = True
+    return alerts, problems
+
+
+def mismatches(exp, act, path=""):
+    """Fields of `exp` that `act` does not match, as 'path: expected X, got Y'."""
+    out = []
+    for k, v in exp.items():
+        p = path + k
+        got = act.get(k, ABSENT) if isinstance(act, dict) else ABSENT
+        if v is None:
+            if got is not ABSENT and got is not None:
+                out.append("%s: expected absent, got %s" % (p, json.dumps(got)))
+        elif isinstance(v, dict):
+            if not isinstance(got, dict):
+                out.append("%s: expected an object, got %s" % (p, "nothing" if got is ABSENT else json.dumps(got)))
+            else:
+                out += mismatches(v, got, p + ".")
+        elif got is ABSENT:
+            out.append("%s: missing (expected %s)" % (p, json.dumps(v)))
+        elif got != v or type(got) is not type(v):
+            out.append("%s: expected %s, got %s" % (p, json.dumps(v), json.dumps(got)))
+    return out
+
+
+def brief(a):
+    """The fields that identify an alert, for messages."""
+    ind = a.get("indicator") if isinstance(a.get("indicator"), dict) else {}
+    return "%s %s:%s -> %s:%s %s %s=%s at %s seen=%s" % (
+        a.get("proto"), a.get("src_ip"), a.get("src_port", "-"), a.get("dest_ip"), a.get("dest_port", "-"),
+        ("vlan=%s" % a["vlan"]) if a.get("vlan") else "", ind.get("type"), json.dumps(ind.get("value")),
+        ind.get("where"), json.dumps(ind.get("seen")))
+
+
+def compare(expected, actual):
+    """Returns a list of failure messages (empty on success)."""
+    fails = []
+    claimed = {}
+    for i, exp in enumerate(expected):
+        cands = [j for j, act in enumerate(actual) if not mismatches(exp, act)]
+        if len(cands) == 1:
+            claimed.setdefault(cands[0], []).append(i)
+            continue
+        if not cands:
+            msg = "MISSING expected alert #%d: %s\n    %s" % (i + 1, brief(exp), json.dumps(exp))
+            # Point at the closest actual alert to make the difference obvious.
+            best = min(actual, key=lambda act: len(mismatches(exp, act)), default=None)
+            if best is not None:
+                msg += "\n    closest actual alert: %s\n      differs: %s" % (
+                    brief(best), "; ".join(mismatches(exp, best)))
+            fails.append(msg)
+        else:
+            fails.append("AMBIGUOUS expected alert #%d matches %d actual alerts (duplicates?): %s\n%s" % (
+                i + 1, len(cands), brief(exp), "\n".join("    " + json.dumps(actual[j]) for j in cands)))
+            for j in cands:
+                claimed.setdefault(j, []).append(i)
+    for j, who in claimed.items():
+        if len(who) > 1:
+            fails.append("actual alert matched by several expected alerts (%s): %s" % (
+                ", ".join("#%d" % (i + 1) for i in who), brief(actual[j])))
+    for j, act in enumerate(actual):
+        if j not in claimed:
+            fails.append("UNEXPECTED alert: %s\n    %s" % (brief(act), json.dumps(act)))
+    return fails
+
+
+def load_case(case_dir, source_dir):
+    path = os.path.join(case_dir, "case.json")
+    try:
+        with open(path) as f:
+            case = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CaseError("%s: %s" % (path, e))
+    for k in ("pcap", "indicators"):
+        if k not in case:
+            raise CaseError("%s: no %r" % (path, k))
+    case["pcap_path"] = os.path.join(source_dir, case["pcap"])
+    case["indicator_paths"] = [os.path.join(case_dir, p) for p in case["indicators"]]
+    for p in [case["pcap_path"]] + case["indicator_paths"]:
+        if not os.path.exists(p):
+            raise CaseError("%s: %s does not exist" % (path, p))
+    expected = []
+    exp_path = os.path.join(case_dir, "expected.jsonl")
+    try:
+        with open(exp_path) as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        expected.append(json.loads(line))
+                    except ValueError as e:
+                        raise CaseError("%s:%d: %s" % (exp_path, n, e))
+    except OSError as e:
+        raise CaseError(str(e))
+    case["expected"] = expected
+    return case
+
+
+def check_output(name, out_path, expected):
+    alerts, problems = read_alerts(out_path)
+    fails = ["BAD OUTPUT " + p for p in problems]
+    fails += compare(expected, alerts)
+    return alerts, fails
+
+
+def report(label, alerts, expected, fails):
+    if fails:
+        print("FAIL %s: %d alert(s), %d expected" % (label, len(alerts), len(expected)))
+        for f in fails:
+            print("  " + f)
+    else:
+        print("ok   %s: %d alert(s) as expected" % (label, len(alerts)))
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description="Run one kagami end-to-end case and check its alerts.")
+    ap.add_argument("--case", required=True, help="case directory (tests/cases/<name>)")
+    ap.add_argument("--kagami", help="path of the kagami binary")
+    ap.add_argument("--dry-run-output", metavar="FILE",
+                    help="check an existing output file against the case instead of running kagami")
+    ap.add_argument("--source-dir", default=os.path.dirname(os.path.dirname(here)),
+                    help="repository root (pcap paths are relative to it)")
+    ap.add_argument("--timeout", type=float, default=120, help="seconds allowed per kagami run")
+    ap.add_argument("--keep", action="store_true", help="keep the output file even when the run passes")
+    args = ap.parse_args()
+    if not args.kagami and not args.dry_run_output:
+        ap.error("give --kagami or --dry-run-output")
+    name = os.path.basename(os.path.normpath(args.case))
+    try:
+        case = load_case(args.case, args.source_dir)
+    except CaseError as e:
+        print("ERROR %s: %s" % (name, e))
+        return 2
+    expected = case["expected"]
+
+    if args.dry_run_output:
+        if not os.path.isfile(args.dry_run_output):
+            print("ERROR %s: no output file %s" % (name, args.dry_run_output))
+            return 2
+        alerts, fails = check_output(name, args.dry_run_output, expected)
+        report("%s (output %s)" % (name, args.dry_run_output), alerts, expected, fails)
+        return 1 if fails else 0
+
+    failed = False
+    for workers in case.get("workers", [1]):
+        label = "%s --workers %d" % (name, workers)
+        tmp = tempfile.mkdtemp(prefix="kagami-case-%s-" % name)
+        out = os.path.join(tmp, "alerts.json")
+        cmd = [args.kagami, "-r", case["pcap_path"]]
+        for p in case["indicator_paths"]:
+            cmd += ["--indicators", p]
+        cmd += ["-o", "file:" + out, "--workers", str(workers)] + list(case.get("args", []))
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout)
+        except subprocess.TimeoutExpired as e:
+            print("FAIL %s: kagami did not finish in %.0f s\n  command: %s" % (label, args.timeout, " ".join(cmd)))
+            sys.stdout.write((e.stderr or b"").decode("utf-8", "replace")[-4000:])
+            failed = True
+            continue
+        except OSError as e:
+            print("ERROR %s: cannot run %s: %s" % (label, args.kagami, e))
+            return 2
+        fails = []
+        if proc.returncode != 0:
+            how = ("killed by signal %d" % -proc.returncode) if proc.returncode < 0 else \
+                "exit status %d" % proc.returncode
+            fails.append("kagami failed (%s)" % how)
+        alerts, more = check_output(name, out, expected)
+        fails += more
+        report(label, alerts, expected, fails)
+        if fails:
+            failed = True
+            print("  command: " + " ".join(cmd))
+            err = proc.stderr.decode("utf-8", "replace")
+            if err:
+                print("  kagami stderr (last 4000 bytes):")
+                for line in err[-4000:].splitlines():
+                    print("    " + line)
+            if proc.stdout:
+                print("  kagami stdout: %d bytes" % len(proc.stdout))
+        # A failed run keeps its output for inspection.
+        if args.keep or fails:
+            print("  output kept in " + out)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

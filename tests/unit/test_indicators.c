@@ -1,0 +1,1181 @@
+/*
+ * tests/unit/test_indicators.c — the indicators module: Zeek Intel feed
+ * parsing (good, malformed, headerless, CRLF, random bytes), normalisation,
+ * most-specific matching for addresses and domains, URL and hash matching,
+ * a 200k-indicator randomised check, a brute-force longest-prefix
+ * comparison and concurrent readers.
+ *
+ * Fixtures are in tests/data/indicators/ (found through $KG_SOURCE_DIR,
+ * which ctest sets). Random tests use a fixed seed, or $KG_TEST_SEED.
+ */
+#include "indicators/indicators.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "kg_test.h"
+
+/* --- helpers ------------------------------------------------------------------ */
+
+static char g_data_dir[1024];
+
+static const char *fixture(const char *name)
+{
+    static char path[1200];
+    snprintf(path, sizeof(path), "%s/%s", g_data_dir, name);
+    return path;
+}
+
+/* xorshift64*: deterministic, so a failure can be replayed with KG_TEST_SEED. */
+static uint64_t g_rng;
+static uint64_t rnd(void)
+{
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return g_rng * 0x2545f4914f6cdd1dull;
+}
+static uint32_t rnd_below(uint32_t n)
+{
+    return (uint32_t)(rnd() % n);
+}
+
+/* Runs fn(arg) with stderr redirected to a temporary file and returns what
+ * was written there (owned by the caller, NUL-terminated). */
+static char *capture_stderr(void (*fn)(void *), void *arg)
+{
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    int saved = dup(2);
+    dup2(fileno(tmp), 2);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long n = ftell(tmp);
+    if (n < 0) n = 0;
+    char *out = calloc(1, (size_t)n + 1);
+    rewind(tmp);
+    size_t got = fread(out, 1, (size_t)n, tmp);
+    out[got] = '\0';
+    fclose(tmp);
+    return out;
+}
+
+static const struct kg_indicator *match_v4(const struct kg_indicator_set *s, const char *ip)
+{
+    uint8_t a[4];
+    if (inet_pton(AF_INET, ip, a) != 1) abort();
+    return kg_indicator_match_addr(s, 4, a);
+}
+
+static const struct kg_indicator *match_v6(const struct kg_indicator_set *s, const char *ip)
+{
+    uint8_t a[16];
+    if (inet_pton(AF_INET6, ip, a) != 1) abort();
+    return kg_indicator_match_addr(s, 6, a);
+}
+
+static const struct kg_indicator *match_dom(const struct kg_indicator_set *s, const char *name)
+{
+    return kg_indicator_match_domain(s, name, strlen(name));
+}
+
+static const struct kg_indicator *match_url(const struct kg_indicator_set *s, const char *host,
+                                            const char *uri)
+{
+    return kg_indicator_match_url(s, host, strlen(host), uri, strlen(uri));
+}
+
+static const char *value_of(const struct kg_indicator *ind)
+{
+    return ind ? ind->value : "(no match)";
+}
+
+static const char *meta(const struct kg_indicator *ind, const char *key)
+{
+    for (uint32_t i = 0; ind && i < ind->nmeta; i++)
+        if (strcmp(ind->meta_keys[i], key) == 0) return ind->meta_values[i];
+    return NULL;
+}
+
+/* A set built from `text` (a Zeek feed in memory); aborts the test on error. */
+static struct kg_indicator_set *set_from(const char *text)
+{
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_err err = {{0}};
+    int rc = kg_indicator_set_load_buffer(s, "inline.intel", text, strlen(text), NULL, &err);
+    if (rc != 0) {
+        fprintf(stderr, "set_from: %s\n", err.msg);
+        abort();
+    }
+    kg_indicator_set_finalize(s);
+    return s;
+}
+
+/* --- feed parsing ---------------------------------------------------------------- */
+
+static void test_type_names(void)
+{
+    CHECK_EQ_STR(kg_ind_type_name(KG_IND_ADDR), "ADDR");
+    CHECK_EQ_STR(kg_ind_type_name(KG_IND_SUBNET), "SUBNET");
+    CHECK_EQ_STR(kg_ind_type_name(KG_IND_DOMAIN), "DOMAIN");
+    CHECK_EQ_STR(kg_ind_type_name(KG_IND_URL), "URL");
+    CHECK_EQ_STR(kg_ind_type_name(KG_IND_CERT_HASH), "CERT_HASH");
+    CHECK_EQ_STR(kg_ind_type_name(KG_IND_JA3), "JA3");
+    CHECK_EQ_STR(kg_ind_type_name(KG_IND_TYPE_COUNT), "UNKNOWN");
+}
+
+static void test_load_good(void)
+{
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_indicator_load_report rep;
+    struct kg_err err = {{0}};
+    CHECK_EQ_INT(kg_indicator_set_load_file(s, fixture("good.intel"), &rep, &err), 0);
+    CHECK_EQ_INT(rep.loaded, 11);
+    CHECK_EQ_INT(rep.bad_lines, 0);
+    CHECK_EQ_INT(rep.duplicates, 0);
+    kg_indicator_set_finalize(s);
+    CHECK_EQ_INT(kg_indicator_set_total(s), 11);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_ADDR), 2);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_SUBNET), 3);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_DOMAIN), 2);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_URL), 2);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_CERT_HASH), 1);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_JA3), 1);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_TYPE_COUNT), 0);
+
+    /* Every column lands where it should. */
+    const struct kg_indicator *ind = match_v4(s, "198.51.100.7");
+    CHECK(ind != NULL);
+    if (ind) {
+        CHECK_EQ_INT(ind->type, KG_IND_ADDR);
+        CHECK_EQ_INT(ind->id, 0);
+        CHECK_EQ_STR(ind->value, "198.51.100.7");
+        CHECK_EQ_STR(ind->source, "feodo");
+        CHECK_EQ_INT(ind->severity, 1);
+        CHECK(strstr(ind->file, "good.intel") != NULL);
+        CHECK_EQ_INT(ind->line, 7);
+        CHECK_EQ_INT(ind->nmeta, 2); /* desc and url; source and severity have their own fields */
+        CHECK_EQ_STR(meta(ind, "desc"), "C2 server");
+        CHECK_EQ_STR(meta(ind, "url"), "https://example.org/feodo");
+    }
+    /* Absent markers ("-", "(empty)") leave the meta key out. */
+    ind = match_v6(s, "2001:db8::dead:beef");
+    CHECK(ind && ind->nmeta == 0 && ind->severity == 2);
+    ind = match_v6(s, "2001:db8:bad:1::1");
+    CHECK(ind && ind->type == KG_IND_SUBNET && ind->nmeta == 0 && ind->severity == 0);
+    ind = match_url(s, "phish.example.net", "/Paypal/Login");
+    CHECK(ind != NULL);
+    if (ind) {
+        CHECK_EQ_STR(ind->source, "");
+        CHECK_EQ_STR(ind->value, "HTTP://Phish.Example.NET:80/Paypal/Login"); /* as listed */
+        CHECK_EQ_INT(ind->line, 16);
+    }
+    /* Host bits of a subnet are masked; the value is kept as listed. */
+    ind = match_v4(s, "10.200.0.1");
+    CHECK_EQ_STR(value_of(ind), "10.1.2.3/8");
+    CHECK_EQ_STR(value_of(match_v4(s, "203.0.113.99")), "203.0.113.0/24");
+    CHECK_EQ_STR(value_of(match_dom(s, "a.malware.test")), "*.Malware.TEST.");
+    CHECK_EQ_STR(value_of(match_dom(s, "EVIL.example.com.")), "evil.example.com");
+    CHECK_EQ_STR(value_of(match_url(s, "bad.example.org", "/login.php?x=1")),
+                 "bad.example.org/login.php?x=1");
+    ind = kg_indicator_match_hash(s, KG_IND_CERT_HASH, "a9f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c", 40);
+    CHECK(ind && ind->type == KG_IND_CERT_HASH && strcmp(ind->source, "sslbl") == 0);
+    CHECK(kg_indicator_match_hash(s, KG_IND_JA3, "e7d705a3286e19ea42f587b344ee6865", 32) != NULL);
+    kg_indicator_set_free(s);
+}
+
+struct load_call {
+    const char *path;
+    struct kg_indicator_set *set;
+    struct kg_indicator_load_report rep;
+    struct kg_err err;
+    int rc;
+};
+
+static void do_load(void *arg)
+{
+    struct load_call *c = arg;
+    c->rc = kg_indicator_set_load_file(c->set, c->path, &c->rep, &c->err);
+}
+
+static void test_load_malformed(void)
+{
+    struct load_call c = {.path = fixture("malformed.intel"), .set = kg_indicator_set_new()};
+    char *log = capture_stderr(do_load, &c);
+    CHECK_EQ_INT(c.rc, 0);
+    CHECK_EQ_INT(c.rep.loaded, 3);
+    CHECK_EQ_INT(c.rep.bad_lines, 12);
+    CHECK_EQ_INT(c.rep.duplicates, 3);
+    /* Each bad line is reported as file:line: message. */
+    static const char *const expect[] = {
+        "malformed.intel:3: ADDR '1.2.3.256': invalid IP address",
+        "malformed.intel:4: SUBNET '10.0.0.0/33': CIDR prefix length 33 exceeds 32",
+        "malformed.intel:5: SUBNET '10.0.0.0': invalid CIDR",
+        "malformed.intel:7: DOMAIN '..': empty label",
+        "malformed.intel:8: empty indicator",
+        "malformed.intel:9: CERT_HASH 'abc': hash must be 40 hex digits",
+        "malformed.intel:10: CERT_HASH",
+        "malformed.intel:11: unsupported indicator type 'Intel::EMAIL'",
+        "malformed.intel:12: unknown indicator type 'Intel::BOGUS'",
+        "malformed.intel:13: expected 3 fields, found 2",
+        "malformed.intel:14: expected 3 fields, found 4",
+        "malformed.intel:18: URL 'ftp://files.example/a': unsupported URL scheme",
+    };
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+        if (!strstr(log, expect[i])) {
+            fprintf(stderr, "missing warning: %s\n", expect[i]);
+            CHECK(strstr(log, expect[i]) != NULL);
+        }
+    }
+    CHECK(strstr(log, "[indicators] warning:") != NULL);
+    CHECK(strstr(log, ":15:") == NULL); /* duplicates are counted, not warned about */
+    free(log);
+
+    kg_indicator_set_finalize(c.set);
+    CHECK_EQ_INT(kg_indicator_set_total(c.set), 3);
+    const struct kg_indicator *ind = match_v4(c.set, "1.2.3.4");
+    CHECK(ind && ind->line == 2 && strcmp(ind->source, "ok1") == 0); /* the first one is kept */
+    CHECK(match_v4(c.set, "1.2.3.5") == NULL);
+    ind = match_dom(c.set, "www.good.example");
+    CHECK(ind && ind->line == 6);
+    CHECK(kg_indicator_match_hash(c.set, KG_IND_JA3, "E7D705A3286E19EA42F587B344EE6865", 32) != NULL);
+    kg_indicator_set_free(c.set);
+}
+
+static void test_load_errors(void)
+{
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_indicator_load_report rep = {1, 1, 1};
+    struct kg_err err = {{0}};
+
+    /* A missing file names the file. */
+    CHECK_EQ_INT(kg_indicator_set_load_file(s, fixture("does-not-exist.intel"), &rep, &err), KG_ERR_IO);
+    CHECK(strstr(err.msg, "does-not-exist.intel: cannot open") != NULL);
+    CHECK_EQ_INT(rep.loaded + rep.bad_lines + rep.duplicates, 0);
+    /* So does a directory. */
+    CHECK_EQ_INT(kg_indicator_set_load_file(s, g_data_dir, NULL, &err), KG_ERR_IO);
+    CHECK(strstr(err.msg, g_data_dir) != NULL);
+
+    /* Data before any #fields: file:line of the first data line. */
+    CHECK_EQ_INT(kg_indicator_set_load_file(s, fixture("nofields.intel"), &rep, &err), KG_ERR_PARSE);
+    CHECK(strstr(err.msg, "nofields.intel:2: data line before any #fields header") != NULL);
+    CHECK_EQ_INT(kg_indicator_set_total(s), 0);
+
+    static const struct {
+        const char *text, *msg;
+    } cases[] = {
+        {"", "x.intel: no #fields header"},
+        {"# only comments\n\n", "x.intel: no #fields header"},
+        {"#fields\tindicator\tmeta.source\n", "x.intel:1: #fields header lacks the 'indicator_type' column"},
+        {"#fields\tindicator_type\tindicator\tindicator\n",
+         "x.intel:1: #fields lists column 'indicator' twice"},
+        {"#fields indicator indicator_type\n", "x.intel:1: #fields header is not separated by tabs"},
+        {"#fields\n", "x.intel:1: #fields header names no columns"},
+        {"#fields\tindicator\t\tindicator_type\n", "x.intel:1: #fields column 2 has no name"},
+        {"#separator \\xZZ\n", "x.intel:1: unusable #separator"},
+        {"#fields\tindicator\tindicator_type\n1.1.1.1\tIntel::ADDR\n#fields\tfoo\n",
+         "x.intel:3: #fields header lacks the 'indicator' column"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        err.msg[0] = '\0';
+        int rc = kg_indicator_set_load_buffer(s, "x.intel", cases[i].text, strlen(cases[i].text), NULL, &err);
+        CHECK_EQ_INT(rc, KG_ERR_PARSE);
+        if (!strstr(err.msg, cases[i].msg)) {
+            fprintf(stderr, "case %zu: got \"%s\", want \"%s\"\n", i, err.msg, cases[i].msg);
+            CHECK(strstr(err.msg, cases[i].msg) != NULL);
+        }
+    }
+
+    /* Loading into a finalized set is refused. */
+    kg_indicator_set_finalize(s);
+    const char *ok = "#fields\tindicator\tindicator_type\n1.1.1.1\tIntel::ADDR\n";
+    CHECK_EQ_INT(kg_indicator_set_load_buffer(s, "late.intel", ok, strlen(ok), NULL, &err), KG_ERR_INVAL);
+    CHECK_EQ_INT(kg_indicator_set_load_file(s, fixture("good.intel"), NULL, &err), KG_ERR_INVAL);
+    kg_indicator_set_free(s);
+    kg_indicator_set_free(NULL); /* a no-op */
+}
+
+static void test_load_variants(void)
+{
+    /* CRLF line ends, including the blank line. */
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_indicator_load_report rep;
+    struct kg_err err = {{0}};
+    CHECK_EQ_INT(kg_indicator_set_load_file(s, fixture("crlf.intel"), &rep, &err), 0);
+    CHECK_EQ_INT(rep.loaded, 3);
+    CHECK_EQ_INT(rep.bad_lines, 0);
+    kg_indicator_set_finalize(s);
+    const struct kg_indicator *ind = match_dom(s, "crlf.example");
+    CHECK(ind && strcmp(ind->source, "crlf") == 0); /* no '\r' left on the last field */
+    CHECK(match_url(s, "crlf.example", "/path") != NULL);
+    CHECK(match_v4(s, "192.0.2.1") != NULL);
+    kg_indicator_set_free(s);
+
+    /* A byte order mark, columns in another order, a custom separator, a
+     * non-meta column (ignored), whitespace-only lines, no final newline. */
+    s = set_from("\xef\xbb\xbf#separator \\x2c\n"
+                 "#fields,meta.source,indicator_type,extra,indicator\n"
+                 "   \n"
+                 "src1,Intel::DOMAIN,x,comma.example");
+    CHECK_EQ_INT(kg_indicator_set_total(s), 1);
+    ind = match_dom(s, "comma.example");
+    CHECK(ind && strcmp(ind->source, "src1") == 0 && ind->nmeta == 0);
+    kg_indicator_set_free(s);
+
+    /* Severity outside 1..3 is ignored with a warning but the line loads;
+     * a later #fields header redefines the columns. */
+    s = set_from("#fields\tindicator\tindicator_type\tmeta.severity\tmeta.desc\n"
+                 "sev.example\tIntel::DOMAIN\t7\td1\n"
+                 "sev2.example\tIntel::DOMAIN\t3\t-\n"
+                 "#fields\tindicator_type\tindicator\n"
+                 "Intel::ADDR\t192.0.2.9\n");
+    CHECK_EQ_INT(kg_indicator_set_total(s), 3);
+    ind = match_dom(s, "sev.example");
+    CHECK(ind && ind->severity == 0 && ind->nmeta == 1 && strcmp(meta(ind, "desc"), "d1") == 0);
+    ind = match_dom(s, "sev2.example");
+    CHECK(ind && ind->severity == 3 && ind->nmeta == 0 && ind->meta_values == NULL);
+    CHECK(match_v4(s, "192.0.2.9") != NULL);
+    kg_indicator_set_free(s);
+
+    /* Meta values: repeated ones are shared, partial rows keep only what is present. */
+    s = set_from("#fields\tindicator\tindicator_type\tmeta.a\tmeta.b\n"
+                 "a.example\tIntel::DOMAIN\tsame\tb1\n"
+                 "b.example\tIntel::DOMAIN\tsame\t-\n"
+                 "c.example\tIntel::DOMAIN\t(empty)\tb3\n");
+    const struct kg_indicator *a = match_dom(s, "a.example"), *b = match_dom(s, "b.example"),
+                              *c = match_dom(s, "c.example");
+    CHECK(a && b && c);
+    if (a && b && c) {
+        CHECK_EQ_INT(a->nmeta, 2);
+        CHECK_EQ_INT(b->nmeta, 1);
+        CHECK_EQ_INT(c->nmeta, 1);
+        CHECK_EQ_STR(b->meta_keys[0], "a");
+        CHECK_EQ_STR(c->meta_keys[0], "b");
+        CHECK_EQ_STR(c->meta_values[0], "b3");
+        CHECK(a->meta_values[0] == b->meta_values[0]); /* stored once */
+    }
+    kg_indicator_set_free(s);
+}
+
+static void test_api_add(void)
+{
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_err err = {{0}};
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_ADDR, "192.0.2.1", "api", &err), 0);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_ADDR, "192.0.2.1", "again", &err),
+                 0); /* duplicate: kept first */
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, "Example.COM", NULL, &err), 0);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_ADDR, "192.0.2.300", "api", &err), KG_ERR_PARSE);
+    CHECK(strstr(err.msg, "invalid IP address") != NULL);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, "", NULL, &err), KG_ERR_PARSE);
+    CHECK(strstr(err.msg, "empty domain") != NULL);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, "*.", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, "a.*.example", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, "example.com:8080", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_URL, "http:///nohost", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_URL, "has space.example/x y", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_SUBNET, "192.0.2.0/", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_SUBNET, "192.0.2.0/-1", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_SUBNET, "2001:db8::/129", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_ADDR, "192.0.2.1/32", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_ADDR, "fe80::1%eth0", NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_JA3, "e7d705a3286e19ea42f587b344ee686", NULL, &err),
+                 KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_TYPE_COUNT, "x", NULL, &err), KG_ERR_INVAL);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, NULL, NULL, &err), KG_ERR_INVAL);
+    char label64[80];
+    memset(label64, 'a', 64);
+    memcpy(label64 + 64, ".example", 9);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, label64, NULL, &err), KG_ERR_PARSE);
+    CHECK_EQ_INT(kg_indicator_set_total(s), 2);
+    kg_indicator_set_finalize(s);
+    kg_indicator_set_finalize(s); /* idempotent */
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_ADDR, "192.0.2.2", NULL, &err), KG_ERR_INVAL);
+    const struct kg_indicator *ind = match_v4(s, "192.0.2.1");
+    CHECK(ind && strcmp(ind->source, "api") == 0 && strcmp(ind->file, "") == 0 && ind->line == 0);
+    ind = match_dom(s, "example.com");
+    CHECK(ind && strcmp(ind->source, "") == 0);
+    kg_indicator_set_free(s);
+}
+
+/* --- matching ----------------------------------------------------------------------- */
+
+static void test_addr_longest_prefix(void)
+{
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_err err;
+    static const char *const subnets[] = {
+        "0.0.0.0/0",         "10.0.0.0/8", "10.1.0.0/16",   "10.1.2.0/24",     "10.1.2.128/25",
+        "10.255.255.255/32", "::/0",       "2001:db8::/32", "2001:db8:1::/48", "2001:db8:1::1/128",
+    };
+    for (size_t i = 0; i < sizeof(subnets) / sizeof(subnets[0]); i++)
+        CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_SUBNET, subnets[i], NULL, &err), 0);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_ADDR, "10.1.2.200", NULL, &err), 0);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_ADDR, "2001:db8:1::2", NULL, &err), 0);
+    /* Same /32 as the ADDR above: a duplicate across ADDR and SUBNET. */
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_SUBNET, "10.1.2.200/32", NULL, &err), 0);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_SUBNET), 10);
+    kg_indicator_set_finalize(s);
+
+    CHECK_EQ_STR(value_of(match_v4(s, "192.0.2.1")), "0.0.0.0/0");
+    CHECK_EQ_STR(value_of(match_v4(s, "0.0.0.0")), "0.0.0.0/0");
+    CHECK_EQ_STR(value_of(match_v4(s, "255.255.255.255")), "0.0.0.0/0");
+    CHECK_EQ_STR(value_of(match_v4(s, "10.9.9.9")), "10.0.0.0/8");
+    CHECK_EQ_STR(value_of(match_v4(s, "10.1.9.9")), "10.1.0.0/16");
+    CHECK_EQ_STR(value_of(match_v4(s, "10.1.2.127")), "10.1.2.0/24");
+    CHECK_EQ_STR(value_of(match_v4(s, "10.1.2.128")), "10.1.2.128/25");
+    CHECK_EQ_STR(value_of(match_v4(s, "10.1.2.200")), "10.1.2.200");
+    CHECK_EQ_STR(value_of(match_v4(s, "10.1.2.201")), "10.1.2.128/25");
+    CHECK_EQ_STR(value_of(match_v4(s, "10.255.255.255")), "10.255.255.255/32");
+    CHECK_EQ_STR(value_of(match_v4(s, "10.255.255.254")), "10.0.0.0/8");
+    CHECK_EQ_STR(value_of(match_v4(s, "11.0.0.0")), "0.0.0.0/0");
+
+    CHECK_EQ_STR(value_of(match_v6(s, "::1")), "::/0");
+    CHECK_EQ_STR(value_of(match_v6(s, "2001:db8:ffff::1")), "2001:db8::/32");
+    CHECK_EQ_STR(value_of(match_v6(s, "2001:db8:1:ffff::")), "2001:db8:1::/48");
+    CHECK_EQ_STR(value_of(match_v6(s, "2001:db8:1::1")), "2001:db8:1::1/128");
+    CHECK_EQ_STR(value_of(match_v6(s, "2001:db8:1::2")), "2001:db8:1::2");
+    CHECK_EQ_STR(value_of(match_v6(s, "2001:db8:1::3")), "2001:db8:1::/48");
+    /* The IPv4 address 10.1.2.200 as the first bytes of an IPv6 one. */
+    CHECK_EQ_STR(value_of(match_v6(s, "a01:2c8::")), "::/0");
+    CHECK(kg_indicator_match_addr(s, 5, (const uint8_t *)"\0\0\0\0") == NULL);
+    CHECK(kg_indicator_match_addr(s, 4, NULL) == NULL);
+    CHECK(kg_indicator_match_addr(NULL, 4, (const uint8_t *)"\0\0\0\0") == NULL);
+    kg_indicator_set_free(s);
+
+    /* IPv4 and IPv6 never see each other's prefixes, even /0. */
+    s = set_from("#fields\tindicator\tindicator_type\n"
+                 "0.0.0.0/0\tIntel::SUBNET\n"
+                 "10.0.0.1\tIntel::ADDR\n");
+    CHECK(match_v6(s, "::") == NULL);
+    CHECK(match_v6(s, "a00:1::") == NULL);
+    CHECK(match_v6(s, "::ffff:10.0.0.1") == NULL);
+    CHECK_EQ_STR(value_of(match_v4(s, "10.0.0.1")), "10.0.0.1");
+    kg_indicator_set_free(s);
+    s = set_from("#fields\tindicator\tindicator_type\n"
+                 "::/0\tIntel::SUBNET\n");
+    CHECK(match_v4(s, "1.2.3.4") == NULL);
+    CHECK_EQ_STR(value_of(match_v6(s, "ffff::1")), "::/0");
+    kg_indicator_set_free(s);
+
+    /* Empty set. */
+    s = kg_indicator_set_new();
+    kg_indicator_set_finalize(s);
+    CHECK(match_v4(s, "1.2.3.4") == NULL);
+    CHECK(match_v6(s, "::1") == NULL);
+    CHECK(match_dom(s, "example.com") == NULL);
+    CHECK(match_url(s, "example.com", "/") == NULL);
+    CHECK(kg_indicator_match_hash(s, KG_IND_JA3, "e7d705a3286e19ea42f587b344ee6865", 32) == NULL);
+    CHECK_EQ_INT(kg_indicator_set_total(s), 0);
+    kg_indicator_set_free(s);
+}
+
+static void test_domain_suffix(void)
+{
+    struct kg_indicator_set *s = set_from("#fields\tindicator\tindicator_type\n"
+                                          "evil.com\tIntel::DOMAIN\n"
+                                          "very.evil.com\tIntel::DOMAIN\n"
+                                          "zip\tIntel::DOMAIN\n"
+                                          "Mixed.Case.Example.\tIntel::DOMAIN\n");
+    CHECK_EQ_STR(value_of(match_dom(s, "evil.com")), "evil.com");
+    CHECK_EQ_STR(value_of(match_dom(s, "EVIL.COM.")), "evil.com");
+    CHECK_EQ_STR(value_of(match_dom(s, "a.b.evil.com")), "evil.com");
+    CHECK_EQ_STR(value_of(match_dom(s, "a.b.Evil.Com")), "evil.com");
+    CHECK(match_dom(s, "notevil.com") == NULL);
+    CHECK(match_dom(s, "evil.com.au") == NULL);
+    CHECK(match_dom(s, "evil.co") == NULL);
+    CHECK(match_dom(s, "com") == NULL);
+    CHECK(match_dom(s, "vil.com") == NULL);
+    /* Most specific wins. */
+    CHECK_EQ_STR(value_of(match_dom(s, "very.evil.com")), "very.evil.com");
+    CHECK_EQ_STR(value_of(match_dom(s, "x.VERY.evil.com")), "very.evil.com");
+    CHECK_EQ_STR(value_of(match_dom(s, "notvery.evil.com")), "evil.com");
+    /* A single-label indicator covers a whole top-level domain. */
+    CHECK_EQ_STR(value_of(match_dom(s, "zip")), "zip");
+    CHECK_EQ_STR(value_of(match_dom(s, "download.zip")), "zip");
+    CHECK_EQ_STR(value_of(match_dom(s, "a.b.c.ZIP.")), "zip");
+    CHECK(match_dom(s, "zipper") == NULL);
+    CHECK(match_dom(s, "zip.com") == NULL);
+    /* The indicator's own case and trailing dot do not matter either. */
+    CHECK_EQ_STR(value_of(match_dom(s, "www.mixed.case.example")), "Mixed.Case.Example.");
+    /* Degenerate names. */
+    CHECK(match_dom(s, "") == NULL);
+    CHECK(match_dom(s, ".") == NULL);
+    CHECK(match_dom(s, "..") == NULL);
+    CHECK_EQ_STR(value_of(match_dom(s, "a..evil.com")), "evil.com");
+    CHECK(match_dom(s, "evil.com..") == NULL);
+    CHECK(kg_indicator_match_domain(s, NULL, 0) == NULL);
+    /* The length argument is honoured (no NUL needed). */
+    CHECK_EQ_STR(value_of(kg_indicator_match_domain(s, "evil.comXYZ", 8)), "evil.com");
+
+    /* Very long names: up to 1024 bytes match, longer ones never do. */
+    char name[1100];
+    memset(name, 'a', sizeof(name));
+    for (size_t i = 1; i < sizeof(name); i += 2)
+        name[i] = '.';
+    memcpy(name + 1024 - 9, ".evil.com", 9);
+    CHECK_EQ_STR(value_of(kg_indicator_match_domain(s, name, 1024)), "evil.com");
+    name[1024] = '.'; /* trailing dot: still 1024 */
+    CHECK_EQ_STR(value_of(kg_indicator_match_domain(s, name, 1025)), "evil.com");
+    memcpy(name + 1025 - 9, ".evil.com", 9);
+    CHECK(kg_indicator_match_domain(s, name, 1025) == NULL);
+    /* A 1000-byte single label ending in the indicator is no label boundary. */
+    memset(name, 'x', 1000);
+    memcpy(name + 1000, "evil.com", 8);
+    CHECK(kg_indicator_match_domain(s, name, 1008) == NULL);
+    name[999] = '.';
+    CHECK_EQ_STR(value_of(kg_indicator_match_domain(s, name, 1008)), "evil.com");
+    kg_indicator_set_free(s);
+
+    /* The longest legal indicator (253 bytes, 63-byte labels). */
+    char longdom[260];
+    memset(longdom, 'b', 253);
+    longdom[63] = longdom[127] = longdom[191] = '.';
+    longdom[253] = '\0';
+    s = kg_indicator_set_new();
+    struct kg_err err;
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, longdom, NULL, &err), 0);
+    longdom[253] = 'b';
+    longdom[254] = '\0';
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, longdom, NULL, &err), KG_ERR_PARSE);
+    longdom[253] = '\0';
+    kg_indicator_set_finalize(s);
+    CHECK(kg_indicator_match_domain(s, longdom, 253) != NULL);
+    char sub[300] = "x.";
+    memcpy(sub + 2, longdom, 254);
+    CHECK(kg_indicator_match_domain(s, sub, strlen(sub)) != NULL);
+    CHECK(kg_indicator_match_domain(s, longdom + 64, 253 - 64) == NULL);
+    kg_indicator_set_free(s);
+}
+
+static void test_url(void)
+{
+    struct kg_indicator_set *s = set_from("#fields\tindicator\tindicator_type\n"
+                                          "Evil.Example/Path/To?Q=1\tIntel::URL\n"
+                                          "http://plain.example\tIntel::URL\n"
+                                          "HTTPS://secure.example:80/login\tIntel::URL\n"
+                                          "port.example:8080/x\tIntel::URL\n"
+                                          "query.example?a=b\tIntel::URL\n"
+                                          "[2001:db8::1]:80/v6\tIntel::URL\n"
+                                          "redir.example/go?u=http://x.example/\tIntel::URL\n");
+    /* Host case-insensitive, path exact. */
+    CHECK(match_url(s, "evil.example", "/Path/To?Q=1") != NULL);
+    CHECK(match_url(s, "EVIL.EXAMPLE", "/Path/To?Q=1") != NULL);
+    CHECK(match_url(s, "evil.example:80", "/Path/To?Q=1") != NULL);
+    CHECK(match_url(s, "evil.example", "/path/to?q=1") == NULL);
+    CHECK(match_url(s, "evil.example", "/Path/To") == NULL);
+    CHECK(match_url(s, "evil.example", "/Path/To?Q=1&r") == NULL);
+    CHECK(match_url(s, "evil.example:8080", "/Path/To?Q=1") == NULL);
+    CHECK(match_url(s, "www.evil.example", "/Path/To?Q=1") == NULL);
+    /* No path means "/". */
+    CHECK(match_url(s, "plain.example", "/") != NULL);
+    CHECK(match_url(s, "plain.example", "") != NULL);
+    CHECK(kg_indicator_match_url(s, "plain.example", 13, NULL, 0) != NULL);
+    CHECK(match_url(s, "plain.example", "/index.html") == NULL);
+    /* Scheme in any case stripped; default port dropped on either side. */
+    CHECK(match_url(s, "secure.example", "/login") != NULL);
+    CHECK(match_url(s, "secure.example:80", "/login") != NULL);
+    CHECK(match_url(s, "port.example:8080", "/x") != NULL);
+    CHECK(match_url(s, "port.example", "/x") == NULL);
+    CHECK(match_url(s, "query.example", "/?a=b") != NULL);
+    CHECK(match_url(s, "query.example", "?a=b") != NULL);
+    CHECK(match_url(s, "[2001:db8::1]", "/v6") != NULL);
+    CHECK(match_url(s, "redir.example", "/go?u=http://x.example/") !=
+          NULL); /* "://" in a query is no scheme */
+    /* Absolute-form request target (through a proxy): its authority counts. */
+    CHECK(match_url(s, "proxy.local:3128", "http://Evil.Example/Path/To?Q=1") != NULL);
+    CHECK(match_url(s, "", "HTTP://plain.example") != NULL);
+    CHECK(match_url(s, "evil.example", "http://other.example/Path/To?Q=1") == NULL);
+    CHECK(match_url(s, "", "/Path/To?Q=1") == NULL);
+    CHECK(kg_indicator_match_url(s, NULL, 0, "/", 1) == NULL);
+    /* A Host header beyond 1024 bytes never matches (and does not overflow). */
+    char host[2000];
+    memset(host, 'h', sizeof(host));
+    CHECK(kg_indicator_match_url(s, host, sizeof(host), "/", 1) == NULL);
+    kg_indicator_set_free(s);
+}
+
+static void test_hash(void)
+{
+    struct kg_indicator_set *s = set_from("#fields\tindicator\tindicator_type\n"
+                                          "00112233445566778899AABBCCDDEEFF00112233\tIntel::CERT_HASH\n"
+                                          "aabbccddeeff00112233445566778899\tIntel::JA3\n"
+                                          "aAbBcCdDeEfF00112233445566778899\tIntel::JA3\n");
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_JA3), 1); /* the second is a duplicate */
+    const char *cert = "00112233445566778899aabbccddeeff00112233";
+    CHECK(kg_indicator_match_hash(s, KG_IND_CERT_HASH, cert, 40) != NULL);
+    CHECK(kg_indicator_match_hash(s, KG_IND_CERT_HASH, "00112233445566778899AaBbCcDdEeFf00112233", 40) !=
+          NULL);
+    CHECK(kg_indicator_match_hash(s, KG_IND_CERT_HASH, cert, 39) == NULL);
+    CHECK(kg_indicator_match_hash(s, KG_IND_CERT_HASH, "00112233445566778899aabbccddeeff00112234", 40) ==
+          NULL);
+    CHECK(kg_indicator_match_hash(s, KG_IND_CERT_HASH, "g0112233445566778899aabbccddeeff00112233", 40) ==
+          NULL);
+    /* Types are separate tables: a JA3 never matches as a certificate. */
+    CHECK(kg_indicator_match_hash(s, KG_IND_JA3, cert, 32) == NULL);
+    CHECK(kg_indicator_match_hash(s, KG_IND_JA3, "AABBCCDDEEFF00112233445566778899", 32) != NULL);
+    CHECK(kg_indicator_match_hash(s, KG_IND_DOMAIN, "aabbccddeeff00112233445566778899", 32) == NULL);
+    CHECK(kg_indicator_match_hash(s, KG_IND_JA3, NULL, 32) == NULL);
+    kg_indicator_set_free(s);
+}
+
+/* --- randomised ---------------------------------------------------------------------- */
+
+static void rand_hex(char *out, size_t digits)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < digits; i++)
+        out[i] = hx[rnd() & 15];
+    out[digits] = '\0';
+}
+
+static void rand_label(char *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)('a' + rnd_below(26));
+    out[n] = '\0';
+}
+
+/* Parses an ADDR or SUBNET indicator's value back into bytes and length. */
+static bool ind_prefix(const struct kg_indicator *ind, int family, uint8_t *a, unsigned *plen)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", ind->value);
+    char *slash = strchr(buf, '/');
+    *plen = family == 4 ? 32 : 128;
+    if (slash) {
+        *slash = '\0';
+        *plen = (unsigned)atoi(slash + 1);
+    }
+    return inet_pton(family == 4 ? AF_INET : AF_INET6, buf, a) == 1;
+}
+
+static bool prefix_contains(const uint8_t *net, unsigned plen, const uint8_t *a)
+{
+    for (unsigned b = 0; b < plen; b++)
+        if (((net[b / 8] ^ a[b / 8]) >> (7 - b % 8)) & 1) return false;
+    return true;
+}
+
+enum {
+    N_V4 = 60000,
+    N_V6 = 20000,
+    N_NET4 = 20000,
+    N_NET6 = 10000,
+    N_DOM = 50000,
+    N_URL = 20000,
+    N_CERT = 10000,
+    N_JA3 = 10000
+};
+#define N_TOTAL (N_V4 + N_V6 + N_NET4 + N_NET6 + N_DOM + N_URL + N_CERT + N_JA3)
+
+struct gen {
+    enum kg_ind_type type;
+    char value[96];
+    uint8_t addr[16];
+    unsigned plen;
+};
+
+/* The normalised identity of a generated indicator, as a string: what the
+ * set should consider "the same indicator". Computed independently of the
+ * module (bit masking here, not its code). */
+static void norm_key(const struct gen *x, char *out, size_t size)
+{
+    if (x->type == KG_IND_ADDR || x->type == KG_IND_SUBNET) {
+        bool v6 = strchr(x->value, ':') != NULL;
+        unsigned alen = v6 ? 16 : 4, plen = x->type == KG_IND_ADDR ? alen * 8 : x->plen;
+        size_t k = (size_t)snprintf(out, size, "A%u/%u/", alen, plen);
+        for (unsigned b = 0; b < alen; b++) {
+            unsigned keep = plen >= (b + 1) * 8 ? 8 : plen > b * 8 ? plen - b * 8 : 0;
+            uint8_t byte = (uint8_t)(x->addr[b] & (0xff00u >> keep));
+            k += (size_t)snprintf(out + k, size - k, "%02x", byte);
+        }
+    } else {
+        snprintf(out, size, "%d:%s", (int)x->type, x->value); /* generated in lower case */
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static size_t expected_duplicates(const struct gen *g, size_t n)
+{
+    char **keys = calloc(n, sizeof(*keys));
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = malloc(128);
+        norm_key(&g[i], keys[i], 128);
+    }
+    qsort(keys, n, sizeof(*keys), cmp_str);
+    size_t dups = 0;
+    for (size_t i = 1; i < n; i++)
+        dups += strcmp(keys[i - 1], keys[i]) == 0;
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    return dups;
+}
+
+static void test_random_200k(void)
+{
+    struct gen *g = calloc(N_TOTAL, sizeof(*g));
+    struct kg_buf feed;
+    kg_buf_init(&feed);
+    kg_buf_append_str(&feed, "#fields\tindicator\tindicator_type\tmeta.source\n");
+    size_t k = 0;
+    char l1[16], l2[16];
+    for (int i = 0; i < N_V4; i++, k++) {
+        /* Members live in 1.0.0.0-223.255.255.255; non-members are drawn from 240/4. */
+        uint32_t v = 0x01000000u + rnd_below(0xdf000000u);
+        g[k].type = KG_IND_ADDR;
+        for (int b = 0; b < 4; b++)
+            g[k].addr[b] = (uint8_t)(v >> (24 - 8 * b));
+        inet_ntop(AF_INET, g[k].addr, g[k].value, sizeof(g[k].value));
+    }
+    for (int i = 0; i < N_V6; i++, k++) {
+        g[k].type = KG_IND_ADDR;
+        g[k].addr[0] = 0x20; /* 2000::/4 members; non-members from 3000::/4 */
+        for (int b = 1; b < 16; b++)
+            g[k].addr[b] = (uint8_t)rnd();
+        inet_ntop(AF_INET6, g[k].addr, g[k].value, sizeof(g[k].value));
+    }
+    for (int i = 0; i < N_NET4; i++, k++) {
+        uint32_t v = 0x01000000u + rnd_below(0xdf000000u);
+        g[k].type = KG_IND_SUBNET;
+        g[k].plen = 8 + rnd_below(24);
+        for (int b = 0; b < 4; b++)
+            g[k].addr[b] = (uint8_t)(v >> (24 - 8 * b));
+        char ip[32];
+        inet_ntop(AF_INET, g[k].addr, ip, sizeof(ip));
+        snprintf(g[k].value, sizeof(g[k].value), "%s/%u", ip, g[k].plen);
+    }
+    for (int i = 0; i < N_NET6; i++, k++) {
+        g[k].type = KG_IND_SUBNET;
+        g[k].plen = 16 + rnd_below(112);
+        g[k].addr[0] = 0x20;
+        for (int b = 1; b < 16; b++)
+            g[k].addr[b] = (uint8_t)rnd();
+        char ip[64];
+        inet_ntop(AF_INET6, g[k].addr, ip, sizeof(ip));
+        snprintf(g[k].value, sizeof(g[k].value), "%s/%u", ip, g[k].plen);
+    }
+    for (int i = 0; i < N_DOM; i++, k++) {
+        g[k].type = KG_IND_DOMAIN;
+        rand_label(l1, 3 + rnd_below(10));
+        rand_label(l2, 1 + rnd_below(6));
+        snprintf(g[k].value, sizeof(g[k].value), "%s.%s.test", l1, l2);
+    }
+    for (int i = 0; i < N_URL; i++, k++) {
+        g[k].type = KG_IND_URL;
+        rand_label(l1, 4 + rnd_below(8));
+        rand_hex(l2, 12);
+        snprintf(g[k].value, sizeof(g[k].value), "%s.example/p/%s", l1, l2);
+    }
+    for (int i = 0; i < N_CERT; i++, k++) {
+        g[k].type = KG_IND_CERT_HASH;
+        rand_hex(g[k].value, 40);
+    }
+    for (int i = 0; i < N_JA3; i++, k++) {
+        g[k].type = KG_IND_JA3;
+        rand_hex(g[k].value, 32);
+    }
+    static const char *const zeek_type[] = {"Intel::ADDR", "Intel::SUBNET",    "Intel::DOMAIN",
+                                            "Intel::URL",  "Intel::CERT_HASH", "Intel::JA3"};
+    for (size_t i = 0; i < N_TOTAL; i++)
+        kg_buf_printf(&feed, "%s\t%s\tr%zu\n", g[i].value, zeek_type[g[i].type], i);
+
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_indicator_load_report rep;
+    struct kg_err err = {{0}};
+    uint64_t t0 = kg_monotonic_ns();
+    CHECK_EQ_INT(kg_indicator_set_load_buffer(s, "random.intel", feed.data, feed.len, &rep, &err), 0);
+    kg_indicator_set_finalize(s);
+    uint64_t t1 = kg_monotonic_ns();
+    CHECK_EQ_INT(rep.loaded + rep.duplicates, N_TOTAL);
+    CHECK_EQ_INT(rep.bad_lines, 0);
+    CHECK_EQ_INT(kg_indicator_set_total(s), rep.loaded);
+    CHECK_EQ_INT(rep.duplicates, expected_duplicates(g, N_TOTAL));
+
+    size_t failures = 0;
+    char q[128];
+    for (size_t i = 0; i < N_TOTAL; i++) {
+        const struct gen *x = &g[i];
+        const struct kg_indicator *ind = NULL;
+        bool ok = false;
+        uint8_t a[16];
+        unsigned plen;
+        int fam = x->type == KG_IND_ADDR || x->type == KG_IND_SUBNET ? (strchr(x->value, ':') ? 6 : 4) : 0;
+        switch (x->type) {
+        case KG_IND_ADDR:
+            /* An address is the longest prefix there is: it matches itself. */
+            ind = kg_indicator_match_addr(s, (uint8_t)fam, x->addr);
+            ok = ind && ind_prefix(ind, fam, a, &plen) && plen == (fam == 4 ? 32u : 128u) &&
+                 memcmp(a, x->addr, fam == 4 ? 4 : 16) == 0;
+            break;
+        case KG_IND_SUBNET:
+            /* The listed address is inside the subnet; whatever matches must
+             * contain it and be at least as specific. */
+            ind = kg_indicator_match_addr(s, (uint8_t)fam, x->addr);
+            ok =
+                ind && ind_prefix(ind, fam, a, &plen) && plen >= x->plen && prefix_contains(a, plen, x->addr);
+            break;
+        case KG_IND_DOMAIN:
+            /* Queried upper-cased, as a subdomain too. */
+            for (size_t j = 0; x->value[j]; j++)
+                q[j] = (char)((j & 1) && x->value[j] >= 'a' ? x->value[j] - 32 : x->value[j]);
+            q[strlen(x->value)] = '\0';
+            ind = kg_indicator_match_domain(s, q, strlen(q));
+            ok = ind && strcmp(ind->value, x->value) == 0;
+            snprintf(q, sizeof(q), "sub.%s.", x->value);
+            ind = kg_indicator_match_domain(s, q, strlen(q));
+            ok = ok && ind && strcmp(ind->value, x->value) == 0;
+            break;
+        case KG_IND_URL: {
+            const char *slash = strchr(x->value, '/');
+            ind = kg_indicator_match_url(s, x->value, (size_t)(slash - x->value), slash, strlen(slash));
+            ok = ind && strcmp(ind->value, x->value) == 0;
+            break;
+        }
+        default:
+            for (size_t j = 0; x->value[j]; j++)
+                q[j] = (char)((x->value[j] >= 'a') ? x->value[j] - 32 : x->value[j]);
+            ind = kg_indicator_match_hash(s, x->type, q, strlen(x->value));
+            ok = ind && strcasecmp(ind->value, x->value) == 0 && ind->type == x->type;
+            break;
+        }
+        if (!ok && failures++ < 10) fprintf(stderr, "member %zu (%s) did not match\n", i, x->value);
+    }
+    CHECK_EQ_INT(failures, 0);
+
+    /* Non-members: outside the generated ranges, names and paths. Built
+     * first so that only the lookups are timed. */
+    enum { NQ = 100000 };
+    struct nonmember {
+        uint8_t a4[4], a6[16];
+        char dom[32], path[32], hex[41];
+    } *nm = calloc(NQ, sizeof(*nm));
+    for (int i = 0; i < NQ; i++) {
+        nm[i].a4[0] = (uint8_t)(240 + rnd_below(16));
+        for (int b = 1; b < 4; b++)
+            nm[i].a4[b] = (uint8_t)rnd();
+        nm[i].a6[0] = 0x30;
+        for (int b = 1; b < 16; b++)
+            nm[i].a6[b] = (uint8_t)rnd();
+        rand_label(l1, 3 + rnd_below(10));
+        snprintf(nm[i].dom, sizeof(nm[i].dom), "www.%s.nomatch", l1);
+        rand_hex(l2, 12);
+        snprintf(nm[i].path, sizeof(nm[i].path), "/q/%s", l2);
+        rand_hex(nm[i].hex, 40);
+    }
+    /* Timed per kind: an address miss probes every prefix length present
+     * (here 25 for IPv4 and ~113 for IPv6, far more than real feeds have). */
+    size_t false_hits = 0;
+    double ns[6];
+    for (int kind = 0; kind < 6; kind++) {
+        uint64_t t2 = kg_monotonic_ns();
+        for (int i = 0; i < NQ; i++) {
+            const struct nonmember *m = &nm[i];
+            const struct kg_indicator *hit = NULL;
+            switch (kind) {
+            case 0:
+                hit = kg_indicator_match_addr(s, 4, m->a4);
+                break;
+            case 1:
+                hit = kg_indicator_match_addr(s, 6, m->a6);
+                break;
+            case 2:
+                hit = kg_indicator_match_domain(s, m->dom, strlen(m->dom));
+                break;
+            case 3:
+                hit = kg_indicator_match_url(s, "example", 7, m->path, strlen(m->path));
+                break;
+            case 4:
+                hit = kg_indicator_match_hash(s, KG_IND_CERT_HASH, m->hex, 40);
+                break;
+            default:
+                hit = kg_indicator_match_hash(s, KG_IND_JA3, m->hex, 32);
+                break;
+            }
+            false_hits += hit != NULL;
+        }
+        ns[kind] = (double)(kg_monotonic_ns() - t2) / NQ;
+    }
+    CHECK_EQ_INT(false_hits, 0);
+    printf("     200k indicators: load+finalize %.0f ms; ns per miss: IPv4 %.0f, IPv6 %.0f, domain %.0f, "
+           "URL %.0f, cert %.0f, JA3 %.0f\n",
+           (double)(t1 - t0) / 1e6, ns[0], ns[1], ns[2], ns[3], ns[4], ns[5]);
+    free(nm);
+
+    kg_indicator_set_free(s);
+    kg_buf_free(&feed);
+    free(g);
+}
+
+/* Longest-prefix match against a linear scan, with many nested prefixes. */
+static void lpm_bruteforce(int family)
+{
+    const unsigned alen = family == 4 ? 4 : 16, bits = alen * 8;
+    enum { NPFX = 3000, NQ = 20000 };
+    struct gen *p = calloc(NPFX, sizeof(*p));
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_err err;
+    for (int i = 0; i < NPFX; i++) {
+        /* Concentrated in one /8 (or /32) with lengths spread over the whole
+         * range, so nesting is common. */
+        p[i].addr[0] = 10;
+        if (family == 6) {
+            p[i].addr[0] = 0x20;
+            p[i].addr[1] = 0x01;
+            p[i].addr[2] = 0x0d;
+            p[i].addr[3] = 0xb8;
+        }
+        for (unsigned b = family == 4 ? 1 : 4; b < alen; b++)
+            p[i].addr[b] = (uint8_t)(rnd() & 0x0f);
+        p[i].plen = i < 4 ? (unsigned)i : rnd_below(bits + 1);
+        char ip[64];
+        inet_ntop(family == 4 ? AF_INET : AF_INET6, p[i].addr, ip, sizeof(ip));
+        snprintf(p[i].value, sizeof(p[i].value), "%s/%u", ip, p[i].plen);
+        CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_SUBNET, p[i].value, NULL, &err), 0);
+    }
+    kg_indicator_set_finalize(s);
+    size_t mismatches = 0;
+    for (int i = 0; i < NQ; i++) {
+        uint8_t a[16];
+        memcpy(a, p[rnd_below(NPFX)].addr, alen);
+        a[alen - 1 - rnd_below(2)] ^= (uint8_t)rnd(); /* near a listed prefix */
+        if (i % 5 == 0) a[rnd_below(alen)] = (uint8_t)rnd();
+        int best = -1;
+        for (int j = 0; j < NPFX; j++)
+            if (prefix_contains(p[j].addr, p[j].plen, a) && (best < 0 || p[j].plen > p[best].plen)) best = j;
+        const struct kg_indicator *ind = kg_indicator_match_addr(s, (uint8_t)family, a);
+        uint8_t na[16];
+        unsigned plen;
+        bool ok = best < 0 ? ind == NULL
+                           : ind && ind_prefix(ind, family, na, &plen) && plen == p[best].plen &&
+                                 prefix_contains(na, plen, a);
+        if (!ok && mismatches++ < 5)
+            fprintf(stderr, "IPv%d LPM mismatch: want %s, got %s\n", family,
+                    best < 0 ? "none" : p[best].value, value_of(ind));
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    kg_indicator_set_free(s);
+    free(p);
+}
+
+static void test_lpm_bruteforce(void)
+{
+    lpm_bruteforce(4);
+    lpm_bruteforce(6);
+}
+
+/* --- concurrent readers ---------------------------------------------------------------- */
+
+struct reader_arg {
+    const struct kg_indicator_set *s;
+    const struct gen *g;
+    size_t n;
+    const struct kg_indicator *const *expect;
+    size_t wrong;
+};
+
+static void *reader(void *p)
+{
+    struct reader_arg *r = p;
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < r->n; i++) {
+            const struct kg_indicator *ind =
+                r->g[i].type == KG_IND_ADDR
+                    ? kg_indicator_match_addr(r->s, 4, r->g[i].addr)
+                    : kg_indicator_match_domain(r->s, r->g[i].value, strlen(r->g[i].value));
+            r->wrong += ind != r->expect[i];
+        }
+    }
+    return NULL;
+}
+
+static void test_concurrent_readers(void)
+{
+    enum { N = 5000, THREADS = 4 };
+    struct gen *g = calloc(N, sizeof(*g));
+    const struct kg_indicator **expect = calloc(N, sizeof(*expect));
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_err err;
+    for (int i = 0; i < N; i++) {
+        if (i % 2) {
+            g[i].type = KG_IND_ADDR;
+            uint32_t v = (uint32_t)rnd();
+            memcpy(g[i].addr, &v, 4);
+            inet_ntop(AF_INET, g[i].addr, g[i].value, sizeof(g[i].value));
+        } else {
+            g[i].type = KG_IND_DOMAIN;
+            rand_label(g[i].value, 12);
+            memcpy(g[i].value + 12, ".test", 6);
+        }
+        if (i % 3) kg_indicator_set_add(s, g[i].type, g[i].value, NULL, &err); /* a third are misses */
+    }
+    kg_indicator_set_finalize(s);
+    for (int i = 0; i < N; i++)
+        expect[i] =
+            g[i].type == KG_IND_ADDR ? kg_indicator_match_addr(s, 4, g[i].addr) : match_dom(s, g[i].value);
+    pthread_t th[THREADS];
+    struct reader_arg ra[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        ra[t] = (struct reader_arg){.s = s, .g = g, .n = N, .expect = expect};
+        pthread_create(&th[t], NULL, reader, &ra[t]);
+    }
+    size_t wrong = 0;
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(th[t], NULL);
+        wrong += ra[t].wrong;
+    }
+    CHECK_EQ_INT(wrong, 0);
+    kg_indicator_set_free(s);
+    free(expect);
+    free(g);
+}
+
+/* --- fuzz-style ------------------------------------------------------------------------ */
+
+static void fuzz_one(const char *data, size_t len)
+{
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_indicator_load_report rep;
+    struct kg_err err;
+    int rc = kg_indicator_set_load_buffer(s, "fuzz.intel", data, len, &rep, &err);
+    CHECK(rc == 0 || rc == KG_ERR_PARSE);
+    kg_indicator_set_finalize(s);
+    /* Whatever loaded must be findable through the match functions without trouble. */
+    uint8_t a[16] = {10, 1, 2, 3};
+    kg_indicator_match_addr(s, 4, a);
+    kg_indicator_match_addr(s, 6, a);
+    kg_indicator_match_domain(s, data, len > 64 ? 64 : len);
+    kg_indicator_match_url(s, data, len > 16 ? 16 : len, data, len > 80 ? 80 : len);
+    kg_indicator_match_hash(s, KG_IND_JA3, data, len > 32 ? 32 : len);
+    kg_indicator_set_free(s);
+}
+
+static void test_fuzz(void)
+{
+    enum kg_log_level old = kg_log_get_level();
+    kg_log_set_level(KG_LOG_ERROR); /* thousands of expected warnings */
+    static const char *const tokens[] = {
+        "#fields",
+        "\t",
+        "\n",
+        "\r\n",
+        "indicator",
+        "indicator_type",
+        "meta.source",
+        "meta.severity",
+        "meta.x",
+        "Intel::ADDR",
+        "Intel::SUBNET",
+        "Intel::DOMAIN",
+        "Intel::URL",
+        "Intel::CERT_HASH",
+        "Intel::JA3",
+        "1.2.3.4",
+        "/",
+        "::",
+        "2001:db8::",
+        "/0",
+        "/33",
+        "/128",
+        ".",
+        "*.",
+        "evil.com",
+        "http://",
+        ":80",
+        "?",
+        "-",
+        "(empty)",
+        "#separator \\x09",
+        "#",
+        "a9f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c",
+        "\0",
+        "\xff",
+        "3",
+    };
+    char buf[1024];
+    /* Token soup: reaches the parser's states far more often than raw bytes. */
+    for (int it = 0; it < 3000; it++) {
+        size_t len = 0;
+        if (it % 2 == 0) {
+            memcpy(buf, "#fields\tindicator\tindicator_type\tmeta.source\n", 45);
+            len = 45;
+        }
+        while (len < sizeof(buf) - 64 && rnd_below(40) != 0) {
+            const char *t = tokens[rnd_below(sizeof(tokens) / sizeof(tokens[0]))];
+            size_t n = t[0] ? strlen(t) : 1;
+            memcpy(buf + len, t, n);
+            len += n;
+        }
+        fuzz_one(buf, len);
+    }
+    /* Raw random bytes, and mutations of the good fixture. */
+    for (int it = 0; it < 2000; it++) {
+        size_t len = rnd_below(sizeof(buf));
+        for (size_t i = 0; i < len; i++)
+            buf[i] = (char)rnd();
+        fuzz_one(buf, len);
+    }
+    FILE *f = fopen(fixture("good.intel"), "rb");
+    size_t base = f ? fread(buf, 1, sizeof(buf), f) : 0;
+    if (f) fclose(f);
+    CHECK(base > 100);
+    char mut[1024];
+    for (int it = 0; it < 3000 && base > 0; it++) {
+        memcpy(mut, buf, base);
+        size_t len = base;
+        for (int m = 0, nm = 1 + (int)rnd_below(8); m < nm; m++) {
+            size_t at = rnd_below((uint32_t)len);
+            switch (rnd_below(3)) {
+            case 0:
+                mut[at] = (char)rnd();
+                break;
+            case 1:
+                memmove(mut + at, mut + at + 1, len - at - 1), len--;
+                break;
+            default:
+                mut[at] = "\t\n#/.:-"[rnd_below(7)];
+                break;
+            }
+        }
+        fuzz_one(mut, len);
+    }
+    kg_log_set_level(old);
+}
+
+int main(void)
+{
+    const char *src = getenv("KG_SOURCE_DIR");
+    snprintf(g_data_dir, sizeof(g_data_dir), "%s/tests/data/indicators", src ? src : ".");
+    const char *seed = getenv("KG_TEST_SEED");
+    g_rng = seed ? strtoull(seed, NULL, 0) : 0x6b6167616d69ull; /* "kagami" */
+    if (g_rng == 0) g_rng = 1;
+    printf("random seed 0x%llx (set KG_TEST_SEED to replay)\n", (unsigned long long)g_rng);
+
+    KG_TEST_RUN(test_type_names);
+    KG_TEST_RUN(test_load_good);
+    KG_TEST_RUN(test_load_malformed);
+    KG_TEST_RUN(test_load_errors);
+    KG_TEST_RUN(test_load_variants);
+    KG_TEST_RUN(test_api_add);
+    KG_TEST_RUN(test_addr_longest_prefix);
+    KG_TEST_RUN(test_domain_suffix);
+    KG_TEST_RUN(test_url);
+    KG_TEST_RUN(test_hash);
+    KG_TEST_RUN(test_random_200k);
+    KG_TEST_RUN(test_lpm_bruteforce);
+    KG_TEST_RUN(test_concurrent_readers);
+    KG_TEST_RUN(test_fuzz);
+    KG_TEST_MAIN_END();
+}

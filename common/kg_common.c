@@ -60,8 +60,8 @@ static const char *level_name(enum kg_log_level l)
     }
 }
 
-static void vlog(enum kg_log_level level, const char *component, uint64_t suppressed, const char *fmt,
-                 va_list ap)
+__attribute__((format(printf, 4, 0))) static void vlog(enum kg_log_level level, const char *component,
+                                                      uint64_t suppressed, const char *fmt, va_list ap)
 {
     char line[1024];
     int n = snprintf(line, sizeof(line), "[%s] %s: ", component, level_name(level));

@@ -179,11 +179,14 @@ static void run_ndpi(struct kg_dissector *d, struct kg_flow *f, const struct kg_
 
 /* ---- DNS ------------------------------------------------------------------- */
 
+#define KG_DNS_MAX_QUESTIONS 64 /* questions reported per message */
+
 struct dns_ctx {
     struct kg_dissector *d;
     struct kg_flow *f;
     uint64_t ts;
     bool to_server;
+    unsigned questions;
 };
 
 static void dns_question(void *user, const char *name, size_t len, uint16_t qtype, uint16_t qclass)
@@ -191,6 +194,12 @@ static void dns_question(void *user, const char *name, size_t len, uint16_t qtyp
     struct dns_ctx *c = user;
     (void)qclass;
     if (len == 0) return; /* the root: nothing to match */
+    /* Real messages carry one question; a message stuffed with thousands
+     * (a 64 KiB TCP message holds ~10,000) is reported up to a bound. */
+    if (++c->questions > KG_DNS_MAX_QUESTIONS) {
+        if (c->questions == KG_DNS_MAX_QUESTIONS + 1) c->d->st.dns_questions_capped++;
+        return;
+    }
     struct kg_observation o = {.type = KG_OBS_DNS_QUERY,
                                .flow = &c->f->info,
                                .ts_us = c->ts,
@@ -204,7 +213,7 @@ static void dns_question(void *user, const char *name, size_t len, uint16_t qtyp
 static void dns_message(struct kg_dissector *d, struct kg_flow *f, const uint8_t *p, size_t len, uint64_t ts,
                         bool to_server)
 {
-    struct dns_ctx c = {d, f, ts, to_server};
+    struct dns_ctx c = {d, f, ts, to_server, 0};
     d->st.dns_messages++;
     /* Set before parsing: alerts raised from the questions carry it. */
     const char *prev = f->info.app_proto;

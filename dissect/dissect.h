@@ -110,7 +110,7 @@ struct kg_dissect_stats {
     uint64_t flows_created, flows_active, flows_ended, flows_timed_out, flows_evicted;
     uint64_t flow_alloc_failed;
     uint64_t ndpi_flows;
-    uint64_t dns_messages, dns_malformed;
+    uint64_t dns_messages, dns_malformed, dns_questions_capped;
     uint64_t http_requests;
     uint64_t tcp_reassembly_gaps;
     uint64_t tls_client_hellos, tls_malformed, tls_certs;

@@ -616,10 +616,21 @@ const struct kg_indicator *kg_indicator_match_domain(const struct kg_indicator_s
     uint32_t best = KG_IND_NONE;
     uint64_t h = s->seed;
     size_t end = win; /* end of the label to fold next, in buf */
+    /* DNS names come in presentation form, where a '.' inside a label is
+     * written "\." (dissect_parsers.h): such a dot is not a label boundary.
+     * Whether a dot is escaped depends on the backslashes before it in the
+     * whole name, so they are counted there; names without a backslash
+     * (nearly all) skip the count. */
+    const bool escapes = memchr(name, '\\', len) != NULL;
     for (size_t i = win; i-- > 0;) {
         /* At i == 0 the suffix is the whole window; if the window is not the
          * whole name it is longer than any indicator and stops the walk. */
         if (i > 0 && buf[i - 1] != '.') continue;
+        if (i > 0 && escapes) {
+            size_t pos = len - win + i - 1, bs = 0; /* index of the dot in name */
+            while (pos > bs && name[pos - bs - 1] == '\\') bs++;
+            if (bs % 2) continue;
+        }
         size_t suffix_len = win - i;
         if (suffix_len > s->domain_max_len) break;
         h = kg_ind_hash(buf + i, end - i, h);

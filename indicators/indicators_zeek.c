@@ -125,6 +125,14 @@ static const char *intern(struct zeek_reader *r, uint32_t col, struct field f)
     return r->cache[col];
 }
 
+static int hexdigit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 /* "#separator \x09" (Zeek's form) or "#separator <one byte>". */
 static int parse_separator(struct zeek_reader *r, const char *p, size_t n, uint32_t line, struct kg_err *err)
 {
@@ -132,10 +140,8 @@ static int parse_separator(struct zeek_reader *r, const char *p, size_t n, uint3
     size_t vn = n - 11;
     int c = -1;
     if (vn == 4 && v[0] == '\\' && (v[1] == 'x' || v[1] == 'X')) {
-        char hex[3] = {v[2], v[3], '\0'};
-        char *e;
-        long x = strtol(hex, &e, 16);
-        if (*e == '\0' && hex[0] != '-' && hex[0] != '+' && hex[0] != ' ') c = (int)x;
+        int hi = hexdigit(v[2]), lo = hexdigit(v[3]);
+        if (hi >= 0 && lo >= 0) c = hi << 4 | lo;
     } else if (vn == 1) {
         c = (unsigned char)v[0];
     }

@@ -9,7 +9,7 @@
  * the test checks this sealer against the RFC 9001 Appendix A.2 packet
  * byte for byte before trusting it.
  *
- * Header-only, static functions; test code, not thread-safe by design
+ * Header-only, static inline functions; test code, not thread-safe by design
  * (it is only called from the test's main thread).
  */
 #ifndef KG_TEST_QUIC_SEAL_H
@@ -29,7 +29,7 @@
 #define QS_V2 0x6b3343cfu
 #define QS_DRAFT29 0xff00001du
 
-static int qs_hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key, size_t key_len,
+static inline int qs_hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key, size_t key_len,
                    const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
 {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
@@ -50,7 +50,7 @@ out:
     return rc;
 }
 
-static int qs_expand_label(const uint8_t *secret, const char *label, uint8_t *out, size_t out_len)
+static inline int qs_expand_label(const uint8_t *secret, const char *label, uint8_t *out, size_t out_len)
 {
     uint8_t info[64];
     size_t ll = strlen(label), n = 0;
@@ -65,7 +65,7 @@ static int qs_expand_label(const uint8_t *secret, const char *label, uint8_t *ou
     return qs_hkdf(EVP_KDF_HKDF_MODE_EXPAND_ONLY, NULL, 0, secret, 32, info, n, out, out_len);
 }
 
-static void qs_put_varint(uint8_t *out, size_t *n, uint64_t v)
+static inline void qs_put_varint(uint8_t *out, size_t *n, uint64_t v)
 {
     if (v < 64) {
         out[(*n)++] = (uint8_t)v;
@@ -98,7 +98,7 @@ struct qs_params {
  * Writes a protected long-header packet carrying `payload` (frames) into
  * out (capacity cap). Returns its length, or 0 on error.
  */
-static size_t qs_seal(const struct qs_params *q, const uint8_t *payload, size_t payload_len, uint8_t *out,
+static inline size_t qs_seal(const struct qs_params *q, const uint8_t *payload, size_t payload_len, uint8_t *out,
                       size_t cap)
 {
     static const uint8_t salt_v1[20] = {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17,
@@ -182,7 +182,7 @@ static size_t qs_seal(const struct qs_params *q, const uint8_t *payload, size_t 
 }
 
 /* Appends a CRYPTO frame (type 0x06, offset, length, data). */
-static size_t qs_crypto_frame(uint8_t *out, size_t n, uint64_t offset, const uint8_t *d, size_t len)
+static inline size_t qs_crypto_frame(uint8_t *out, size_t n, uint64_t offset, const uint8_t *d, size_t len)
 {
     out[n++] = 0x06;
     qs_put_varint(out, &n, offset);

@@ -497,6 +497,12 @@ static void test_domain_suffix(void)
     CHECK_EQ_STR(value_of(match_dom(s, "very.evil.com")), "very.evil.com");
     CHECK_EQ_STR(value_of(match_dom(s, "x.VERY.evil.com")), "very.evil.com");
     CHECK_EQ_STR(value_of(match_dom(s, "notvery.evil.com")), "evil.com");
+    /* An escaped dot (presentation form of a '.' inside a DNS label) is not a
+     * label boundary: "x\\.very.evil.com" has the labels "x.very", "evil",
+     * "com"; an escaped backslash before a dot leaves the dot a boundary. */
+    CHECK_EQ_STR(value_of(match_dom(s, "x\\.very.evil.com")), "evil.com");
+    CHECK(match_dom(s, "a.x\\.evil.com") == NULL);
+    CHECK_EQ_STR(value_of(match_dom(s, "a\\\\.very.evil.com")), "very.evil.com");
     /* A single-label indicator covers a whole top-level domain. */
     CHECK_EQ_STR(value_of(match_dom(s, "zip")), "zip");
     CHECK_EQ_STR(value_of(match_dom(s, "download.zip")), "zip");

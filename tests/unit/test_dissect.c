@@ -19,7 +19,7 @@ struct pb {
 
 static void put(struct pb *p, const void *d, size_t n)
 {
-    memcpy(p->b + p->n, d, n);
+    if (n) memcpy(p->b + p->n, d, n);
     p->n += n;
 }
 static void put8(struct pb *p, uint8_t v)

@@ -1,9 +1,19 @@
 /*
- * capture/capture_pcap_file.c — reads pcap and pcapng files with libpcap.
- * libpcap detects the format from the magic number. pcapng files with
- * several interfaces report each packet with the link type of the handle
- * (libpcap 1.10 limits a pcapng handle to one link type; a file mixing
- * link types fails at open with libpcap's own message).
+ * capture/capture_pcap_file.c — reads pcap and pcapng files with libpcap
+ * (the "pcap_file" backend). libpcap detects the format from the magic
+ * number, never from the file name.
+ *
+ * Link types: libpcap 1.10 gives a handle one link type, that of the first
+ * interface of a pcapng file, and does not tell which interface a packet
+ * came from. A pcapng file with several interfaces of that same link type
+ * reads normally (every packet reports the handle's link type and the
+ * handle's iface index); the first Interface Description Block with another
+ * link type makes libpcap fail the read ("an interface has a type ...
+ * different from the type of the first interface"), reported here as a
+ * read error after the packets before it. docs/CAPTURE.md has the details.
+ *
+ * Threads: one reading thread. Ownership: priv owns the pcap_t; packet
+ * data is libpcap's buffer, valid until the next read.
  */
 #include "capture/capture_int.h"
 
@@ -60,6 +70,7 @@ static void pf_close(struct kg_capture *c)
 
 const struct kg_capture_ops kg_capture_pcap_file_ops = {
     .kind = "pcap_file",
+    .live = false,
     .start = pf_start,
     .next = pf_next,
     .brk = NULL,

@@ -38,6 +38,9 @@ enum cfg_type {
 
 #define CFG_POW2 0x1u     /* CFG_U32: must also be a power of two */
 #define CFG_HOSTNAME 0x2u /* CFG_STRING: an empty value means gethostname() */
+#define CFG_EMPTY_OK 0x4u /* CFG_STRING: "" is a valid value, meaning none or off */
+#define CFG_REDIS_URL 0x8u /* CFG_STRING: a non-empty value is redis://[:password@]host[:port]/key */
+/* A CFG_STRING key with neither of the last two flags must be non-empty. */
 
 struct cfg_key {
     const char *key; /* dotted path: "flow.max_flows" is flow: {max_flows: ...} */
@@ -74,9 +77,50 @@ static const struct cfg_key cfg_keys[] = {
     {.key = "input.files", .type = CFG_LIST, .off = OFF(read_files),
      .help = "Capture files (pcap or pcapng) to read, in order, instead of capturing live. "
              "Command line: `-r` (adds to the list)."},
+    {.key = "capture.interfaces", .type = CFG_LIST, .off = OFF(capture_ifaces),
+     .help = "Network interfaces to capture from live (SPAN/mirror ports). "
+             "Command line: `-i` (adds to the list)."},
+    {.key = "capture.threads", .type = CFG_U32, .def = "1", .off = OFF(capture_threads), .min = 1, .max = 64,
+     .help = "Capture threads per interface, joined in one AF_PACKET fanout group (flow hash); each "
+             "feeds its own worker."},
+    {.key = "capture.snaplen", .type = CFG_U32, .def = "65535", .off = OFF(capture_snaplen), .min = 64,
+     .max = 262144,
+     .help = "Bytes captured per packet."},
+    {.key = "capture.promisc", .type = CFG_BOOL, .def = "true", .off = OFF(capture_promisc),
+     .help = "Put the interfaces in promiscuous mode."},
+    {.key = "capture.buffer_mb", .type = CFG_U32, .def = "64", .off = OFF(capture_buffer_mb), .min = 1,
+     .max = 4096,
+     .help = "Kernel capture buffer per capture thread, in MiB."},
+    {.key = "capture.bpf", .type = CFG_STRING, .def = "", .off = OFF(capture_bpf), .flags = CFG_EMPTY_OK,
+     .help = "BPF filter applied to live capture; empty captures everything. Command line: `-f`."},
+    {.key = "capture.dedup_ms", .type = CFG_U32, .def = "0", .off = OFF(capture_dedup_ms), .min = 0,
+     .max = 1000,
+     .help = "Drop a packet seen again within this many milliseconds (SPAN of both ingress and egress); "
+             "0 turns it off."},
     {.key = "indicators.files", .type = CFG_LIST, .off = OFF(indicator_files),
-     .help = "Threat-indicator files (Zeek Intel format) to load at start-up; paths or glob patterns. "
-             "Command line: `--indicators` (adds to the list)."},
+     .help = "Threat-indicator feeds to load (Zeek Intel, plain lists, STIX 2.1, MISP CSV, Suricata "
+             "datasets, abuse.ch SSLBL; docs/INDICATORS.md); paths or glob patterns, optionally with a "
+             "`format:` prefix. Command line: `--indicators` (adds to the list)."},
+    {.key = "indicators.tuning", .type = CFG_STRING, .def = "", .off = OFF(indicator_tuning),
+     .flags = CFG_EMPTY_OK,
+     .help = "Analysts' tuning file: suppressions, severity overrides and alert thresholds "
+             "(docs/TUNING.md). Empty means none."},
+    {.key = "indicators.trusted_keys", .type = CFG_LIST, .off = OFF(indicator_trusted_keys),
+     .help = "Ed25519 public keys (PEM files, `openssl pkey -pubout`) trusted to sign feeds; a feed's "
+             "detached signature is FEED.sig beside it."},
+    {.key = "indicators.require_signature", .type = CFG_BOOL, .def = "false",
+     .off = OFF(indicator_require_signature),
+     .help = "Load a feed only if its signature verifies with one of `indicators.trusted_keys` (which "
+             "must then not be empty)."},
+    {.key = "indicators.redis", .type = CFG_STRING, .def = "", .off = OFF(indicator_redis),
+     .flags = CFG_EMPTY_OK | CFG_REDIS_URL,
+     .help = "A feed kept in Redis, `redis://[:password@]host:port/key`: the feed text at `key`, its "
+             "version at `key:version`, polled every `indicators.redis_poll` seconds. Empty means none."},
+    {.key = "indicators.redis_poll", .type = CFG_U32, .def = "30", .off = OFF(indicator_redis_poll), .min = 1,
+     .max = 3600,
+     .help = "Seconds between polls of the version of the `indicators.redis` feed."},
+    {.key = "indicators.watch", .type = CFG_BOOL, .def = "true", .off = OFF(indicator_watch),
+     .help = "Reload the indicators when a feed file or the tuning file changes on disk."},
     {.key = "outputs", .type = CFG_LIST, .def_doc = "empty (stdout)", .off = OFF(outputs),
      .help = "Where alerts go, one sink per item: `stdout` (or `-`), `file:PATH`, "
              "`redis://[:password@]host:port/key`. Empty means stdout. "
@@ -96,6 +140,11 @@ static const struct cfg_key cfg_keys[] = {
     {.key = "flow.vlan_in_key", .type = CFG_BOOL, .def = "true", .off = OFF(flow_vlan_in_key),
      .help = "Whether the VLAN id is part of a flow's identity (turn off when the two directions of a "
              "conversation are seen on different VLANs)."},
+    {.key = "defrag.max_mb", .type = CFG_U32, .def = "64", .off = OFF(defrag_max_mb), .min = 1, .max = 4096,
+     .help = "Memory for IP fragments awaiting reassembly, per worker, in MiB; beyond it the oldest "
+             "datagrams are dropped and counted."},
+    {.key = "defrag.timeout", .type = CFG_U32, .def = "30", .off = OFF(defrag_timeout), .min = 1, .max = 300,
+     .help = "Seconds a fragmented datagram may take to complete."},
     {.key = "pipeline.ring_size", .type = CFG_U32, .def = "256", .off = OFF(ring_size), .min = 4,
      .max = 65536, .flags = CFG_POW2,
      .help = "Packet batches each worker's input ring holds; a full ring drops and counts."},
@@ -106,6 +155,28 @@ static const struct cfg_key cfg_keys[] = {
      .max = 1048576, .flags = CFG_POW2,
      .help = "Events each worker's ring to the export thread holds; a full ring drops and counts. "
              "At least `pipeline.batch_packets`."},
+    {.key = "stats.interval", .type = CFG_U32, .def = "0", .off = OFF(stats_interval), .min = 0, .max = 86400,
+     .help = "Seconds between `stats` events written to the outputs; 0 writes none (the summary is "
+             "still logged at exit)."},
+    {.key = "stats.outputs", .type = CFG_LIST, .def_doc = "empty (the outputs)", .off = OFF(stats_outputs),
+     .help = "Where `stats`, `reload` and `error` events go, one sink per item (same forms as `outputs`), "
+             "e.g. a Redis key of their own so the collector sees a sensor that went quiet; empty means "
+             "the alert outputs."},
+    {.key = "events.dns", .type = CFG_BOOL, .def = "false", .off = OFF(events_dns),
+     .help = "Write a `dns` metadata event for every DNS message."},
+    {.key = "events.tls", .type = CFG_BOOL, .def = "false", .off = OFF(events_tls),
+     .help = "Write a `tls` metadata event for every TLS handshake."},
+    {.key = "events.http", .type = CFG_BOOL, .def = "false", .off = OFF(events_http),
+     .help = "Write an `http` metadata event for every HTTP request."},
+    {.key = "events.quic", .type = CFG_BOOL, .def = "false", .off = OFF(events_quic),
+     .help = "Write a `quic` metadata event for every QUIC client Initial read."},
+    {.key = "events.flow", .type = CFG_BOOL, .def = "false", .off = OFF(events_flow),
+     .help = "Write a `flow` event when a flow ends."},
+    {.key = "geoip.country_db", .type = CFG_STRING, .def = "", .off = OFF(geoip_country_db),
+     .flags = CFG_EMPTY_OK,
+     .help = "MaxMind Country or City database (.mmdb) for `src_geo`/`dest_geo`; empty turns it off."},
+    {.key = "geoip.asn_db", .type = CFG_STRING, .def = "", .off = OFF(geoip_asn_db), .flags = CFG_EMPTY_OK,
+     .help = "MaxMind ASN database (.mmdb); empty turns it off."},
 };
 // clang-format on
 
@@ -223,21 +294,78 @@ static const char *last_component(const char *path)
     return dot ? dot + 1 : path;
 }
 
+/* Names offered in a hint: pieces of table keys (a key, or a section, which
+ * is a key's prefix), so they need no copying. */
+#define CFG_HINT_MAX 10
+struct hint_names {
+    struct {
+        const char *s;
+        size_t len;
+    } at[CFG_HINT_MAX];
+    size_t n;
+    bool more; /* some did not fit */
+};
+
+static void hint_add(struct hint_names *h, const char *s, size_t len)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (h->at[i].len == len && memcmp(h->at[i].s, s, len) == 0) return;
+    if (h->n == CFG_HINT_MAX) {
+        h->more = true;
+        return;
+    }
+    h->at[h->n].s = s;
+    h->at[h->n++].len = len;
+}
+
+/* Writes "'a', 'b' or 'c'" from a's names then b's; "'a', 'b', ..." when a
+ * left some out. Truncates to bufsize, always terminated. */
+static void hint_join(char *buf, size_t bufsize, const struct hint_names *a, const struct hint_names *b)
+{
+    /* With "..." last, no item takes the " or ". */
+    size_t total = a->n + b->n + (a->more && b->n == 0 ? 1 : 0), i = 0, o = 0;
+    buf[0] = '\0';
+    for (size_t part = 0; part < 2; part++) {
+        const struct hint_names *h = part ? b : a;
+        for (size_t j = 0; j < h->n; j++, i++) {
+            const char *sep = i == 0 ? "" : (i + 1 == total ? " or " : ", ");
+            int w = snprintf(buf + o, bufsize - o, "%s'%.*s'", sep, (int)h->at[j].len, h->at[j].s);
+            if (w < 0 || (size_t)w >= bufsize - o) return;
+            o += (size_t)w;
+        }
+        if (part == 0 && a->more) {
+            int w = snprintf(buf + o, bufsize - o, ", ...");
+            if (w < 0 || (size_t)w >= bufsize - o) return;
+            o += (size_t)w;
+        }
+    }
+}
+
 /*
- * A "did you mean" hint for an unknown `path` ("'flow.max_flows'"), or NULL
- * when nothing is close. Two kinds of slip: a typo (small edit distance to a
- * key or section, e.g. "flow.max_flow") and a key in the wrong place
- * ("max_flows" at the top level, whose last component matches a key's).
+ * The text of a hint for an unknown `path`, or NULL when nothing is close.
+ * Three kinds of slip, tried in this order:
+ *   - a typo: a small edit distance to a key or section ("flow.max_flow");
+ *   - a section used as a key (`--set flow=...`): list the section's keys,
+ *     plus any key elsewhere with that last name ("events.flow"), since the
+ *     operator may have meant either;
+ *   - a key or section in the wrong place, whose last component matches that
+ *     of one or two keys or sections ("max_flows" at the top level, or
+ *     "sensor.flow" from a section indented one level too deep).
  */
 static const char *suggest_key(const char *path, char *buf, size_t bufsize)
 {
-    size_t best_d = SIZE_MAX;
-    char best[CFG_PATH_MAX] = "";
+    size_t plen = strlen(path), best_d = SIZE_MAX;
+    const char *best = NULL;
+    size_t best_len = 0;
     const char *leaf = last_component(path);
-    const char *leaf_match[2] = {NULL, NULL};
-    size_t leaf_matches = 0;
+    bool section = is_section(path, plen);
+    struct hint_names in_section = {.n = 0}, same_leaf = {.n = 0};
     for (size_t i = 0; i < CFG_NKEYS; i++) {
         const char *k = cfg_keys[i].key;
+        if (section && strncmp(k, path, plen) == 0 && k[plen] == '.') {
+            hint_add(&in_section, k, strlen(k));
+            continue; /* nothing inside the section is a candidate for the other slips */
+        }
         /* Candidates: the key itself and each of its sections ("flow" for "flow.max_flows"). */
         for (const char *end = strchr(k, '.');; end = strchr(end + 1, '.')) {
             size_t n = end ? (size_t)(end - k) : strlen(k);
@@ -247,38 +375,45 @@ static const char *suggest_key(const char *path, char *buf, size_t bufsize)
             cand[n] = '\0';
             size_t d = edit_distance(path, cand);
             if (d < best_d) {
-                best_d = d;
-                kg_strlcpy(best, cand, sizeof(best));
+                best_d = d, best = k, best_len = n;
             }
+            const char *cleaf = last_component(cand);
+            if (d > 0 && strcmp(cleaf, leaf) == 0) hint_add(&same_leaf, k, n);
             if (!end) break;
         }
-        if (strcmp(last_component(k), leaf) == 0) {
-            if (leaf_matches < KG_ARRAY_LEN(leaf_match)) leaf_match[leaf_matches] = k;
-            leaf_matches++;
-        }
     }
+    char names[200]; /* the longest list today, the capture section's, takes about 140 */
     /* Allow one edit per four characters, at most two: "flow.tcp_timout" yes,
      * "id" for "ip" no (too short to guess). */
-    size_t allowed = KG_MIN(strlen(path) / 4, (size_t)2);
-    if (best_d != SIZE_MAX && best_d > 0 && best_d <= allowed)
-        snprintf(buf, bufsize, "'%s'", best);
-    else if (leaf_matches == 1)
-        snprintf(buf, bufsize, "'%s'", leaf_match[0]);
-    else if (leaf_matches == 2)
-        snprintf(buf, bufsize, "'%s' or '%s'", leaf_match[0], leaf_match[1]);
-    else
+    size_t allowed = KG_MIN(plen / 4, (size_t)2);
+    if (!section && best && best_d > 0 && best_d <= allowed) {
+        snprintf(buf, bufsize, "did you mean '%.*s'?", (int)best_len, best);
+    } else if (section) {
+        /* More than two names elsewhere is no longer a guess; list only the section's keys then. */
+        struct hint_names none = {.n = 0};
+        const struct hint_names *also = same_leaf.n <= 2 && !same_leaf.more ? &same_leaf : &none;
+        hint_join(names, sizeof(names), &in_section, also);
+        snprintf(buf, bufsize, "'%s' is a section: did you mean %s?", path, names);
+    } else if (same_leaf.n >= 1 && same_leaf.n <= 2 && !same_leaf.more) {
+        struct hint_names none = {.n = 0};
+        hint_join(names, sizeof(names), &same_leaf, &none);
+        snprintf(buf, bufsize, "did you mean %s?", names);
+    } else {
         return NULL;
+    }
     return buf;
 }
 
+/* "unknown key 'x'", with a hint in parentheses when there is one. */
 static void format_unknown_key(char *dst, size_t dstsize, const char *path, size_t len)
 {
-    char shown[96], hint[2 * CFG_PATH_MAX + 16];
+    /* Sized so that the whole message fits the callers' 400-byte buffers. */
+    char shown[96], hint[280];
     quote_for_message(shown, sizeof(shown), path, len);
     const char *s =
         (len < CFG_PATH_MAX && strlen(path) == len) ? suggest_key(path, hint, sizeof(hint)) : NULL;
     if (s)
-        snprintf(dst, dstsize, "unknown key %s (did you mean %s?)", shown, s);
+        snprintf(dst, dstsize, "unknown key %s (%s)", shown, s);
     else
         snprintf(dst, dstsize, "unknown key %s", shown);
 }
@@ -362,6 +497,65 @@ static bool parse_bool(const char *s, size_t len, bool *out)
     return false;
 }
 
+/*
+ * Checks a Redis URL, redis://[:password@]host[:port]/key, for the parts
+ * Kagami needs (a host and a key). The message never repeats the value: it
+ * may carry a password.
+ */
+static bool redis_url_ok(const char *s, size_t len, const char **why)
+{
+    static const char scheme[] = "redis://";
+    if (len < sizeof(scheme) - 1 || strncasecmp(s, scheme, sizeof(scheme) - 1) != 0) {
+        *why = "the URL must start with redis://";
+        return false;
+    }
+    const char *p = s + sizeof(scheme) - 1, *end = s + len;
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    const char *auth_end = slash ? slash : end;
+    /* The password may hold any byte but '/': the last '@' ends it. */
+    const char *host = p;
+    for (const char *q = p; q < auth_end; q++)
+        if (*q == '@') host = q + 1;
+    const char *colon = NULL;
+    if (host < auth_end && *host == '[') { /* [IPv6]:port */
+        const char *rb = memchr(host, ']', (size_t)(auth_end - host));
+        if (!rb) {
+            *why = "no ']' after the IPv6 address";
+            return false;
+        }
+        if (rb == host + 1) {
+            *why = "no host";
+            return false;
+        }
+        if (rb + 1 < auth_end) {
+            if (rb[1] != ':') {
+                *why = "text after the IPv6 address";
+                return false;
+            }
+            colon = rb + 1;
+        }
+    } else {
+        colon = memchr(host, ':', (size_t)(auth_end - host));
+        if ((colon ? colon : auth_end) == host) {
+            *why = "no host";
+            return false;
+        }
+    }
+    if (colon) {
+        uint32_t port;
+        size_t plen = (size_t)(auth_end - colon - 1);
+        if (!parse_u32(colon + 1, plen, &port) || port < 1 || port > 65535) {
+            *why = "the port must be a number from 1 to 65535";
+            return false;
+        }
+    }
+    if (!slash || slash + 1 == end) {
+        *why = "no key after the host (redis://host:port/key)";
+        return false;
+    }
+    return true;
+}
+
 /* Checks that text can be a string value; fills why otherwise. */
 static int check_string(const struct cfg_key *k, const char *s, size_t len, bool allow_empty, char *why,
                         size_t whysize)
@@ -378,6 +572,11 @@ static int check_string(const struct cfg_key *k, const char *s, size_t len, bool
         snprintf(why, whysize, "%s: expected a non-empty string, got ''", k->key);
         return KG_ERR_INVAL;
     }
+    const char *bad;
+    if ((k->flags & CFG_REDIS_URL) && len && !redis_url_ok(s, len, &bad)) {
+        snprintf(why, whysize, "%s: expected redis://[:password@]host:port/key: %s", k->key, bad);
+        return KG_ERR_INVAL;
+    }
     return 0;
 }
 
@@ -390,7 +589,7 @@ static int set_scalar(struct kg_config *cfg, const struct cfg_key *k, const char
 {
     switch (k->type) {
     case CFG_STRING: {
-        int rc = check_string(k, s, len, true, why, whysize);
+        int rc = check_string(k, s, len, (k->flags & (CFG_HOSTNAME | CFG_EMPTY_OK)) != 0, why, whysize);
         if (rc) return rc;
         char **f = FIELD(cfg, k, char *);
         free(*f);
@@ -709,7 +908,8 @@ static int load_value(struct loader *ld, const struct cfg_key *k, yaml_event_t *
         value_error(why, sizeof(why), k, node_kind(ev), 0, false);
         rc = load_error(ld, KG_ERR_INVAL, ev->start_mark.line, "%s", why);
     } else {
-        /* A null string ("id:") is the empty string, which for sensor.id means the host name. */
+        /* A null string ("id:", "bpf:") is the empty string: for sensor.id the host name, for
+         * capture.bpf and geoip.* "none"; set_scalar() refuses it for any other string key. */
         const char *s = is_null(ev) ? "" : (const char *)ev->data.scalar.value;
         size_t n = is_null(ev) ? 0 : ev->data.scalar.length;
         rc = set_scalar(ld->cfg, k, s, n, why, sizeof(why));
@@ -908,9 +1108,13 @@ int kg_config_validate(const struct kg_config *cfg, struct kg_err *err)
         char why[400];
         switch (k->type) {
         case CFG_STRING: {
+            /* NULL is never a value: consumers test s[0] without a NULL check. An empty
+             * sensor.id is refused too: set_scalar() would have put the host name there. */
             const char *s = *CFIELD(cfg, k, char *);
-            if (!s || !s[0]) return kg_err_set(err, KG_ERR_INVAL, "%s: must not be empty", k->key);
-            if (check_string(k, s, strlen(s), false, why, sizeof(why)))
+            if (!s) return kg_err_set(err, KG_ERR_INVAL, "%s: not set", k->key);
+            if (!s[0] && !(k->flags & CFG_EMPTY_OK))
+                return kg_err_set(err, KG_ERR_INVAL, "%s: must not be empty", k->key);
+            if (check_string(k, s, strlen(s), true, why, sizeof(why)))
                 return kg_err_set(err, KG_ERR_INVAL, "%s", why);
             break;
         }
@@ -958,6 +1162,11 @@ int kg_config_validate(const struct kg_config *cfg, struct kg_err *err)
         return kg_err_set(err, KG_ERR_INVAL,
                           "pipeline.alert_queue (%u) must be at least pipeline.batch_packets (%u)",
                           cfg->alert_queue, cfg->batch_packets);
+    /* Requiring signatures with no key to check them against would refuse
+     * every feed: almost certainly a forgotten key, not a wish. */
+    if (cfg->indicator_require_signature && cfg->indicator_trusted_keys.count == 0)
+        return kg_err_set(err, KG_ERR_INVAL,
+                          "indicators.require_signature is true but indicators.trusted_keys is empty");
     return 0;
 }
 
@@ -1106,8 +1315,8 @@ void kg_config_write_reference(FILE *out)
         fputs(" | ", out);
         if (k->def_doc)
             md_cell(out, k->def_doc);
-        else if (k->type == CFG_LIST || !k->def)
-            fputs("empty", out);
+        else if (k->type == CFG_LIST || !k->def || !k->def[0])
+            fputs("empty", out); /* not "``", which Markdown shows as two backticks */
         else
             fprintf(out, "`%s`", k->def);
         fputs(" | ", out);

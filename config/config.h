@@ -22,6 +22,9 @@ struct kg_strlist {
     size_t count;
 };
 
+/* After kg_config_init() every char * field is non-NULL; capture_bpf, the
+ * geoip paths, indicator_tuning and indicator_redis may be "" (none / off),
+ * the others are never empty. */
 struct kg_config {
     /* sensor */
     char *sensor_id;            /* "sensor.id": name in every event; default: host name */
@@ -29,8 +32,22 @@ struct kg_config {
     uint32_t workers;           /* "sensor.workers": 0 = cores - 1, at least 1 */
     /* input */
     struct kg_strlist read_files; /* "input.files": captures to read (-r) */
+    /* live capture */
+    struct kg_strlist capture_ifaces; /* "capture.interfaces" (-i) */
+    uint32_t capture_threads;   /* "capture.threads": capture+worker threads per interface */
+    uint32_t capture_snaplen;   /* "capture.snaplen" */
+    bool capture_promisc;       /* "capture.promisc" */
+    uint32_t capture_buffer_mb; /* "capture.buffer_mb": kernel ring per thread */
+    char *capture_bpf;          /* "capture.bpf": BPF filter, "" = none (-f) */
+    uint32_t capture_dedup_ms;  /* "capture.dedup_ms": SPAN duplicate window, 0 = off */
     /* indicators */
     struct kg_strlist indicator_files; /* "indicators.files" (--indicators) */
+    char *indicator_tuning;            /* "indicators.tuning": analysts' tuning file, "" = none */
+    struct kg_strlist indicator_trusted_keys; /* "indicators.trusted_keys": PEM Ed25519 public keys */
+    bool indicator_require_signature;  /* "indicators.require_signature": every feed signed */
+    char *indicator_redis;             /* "indicators.redis": redis://[:password@]host:port/key, "" = none */
+    uint32_t indicator_redis_poll;     /* "indicators.redis_poll": seconds between polls */
+    bool indicator_watch;              /* "indicators.watch": reload when a feed or tuning file changes */
     /* outputs */
     struct kg_strlist outputs;  /* "outputs": sink specs (-o); default: stdout */
     /* flows */
@@ -39,10 +56,21 @@ struct kg_config {
     uint32_t flow_udp_timeout;  /* "flow.udp_timeout": seconds */
     uint32_t flow_other_timeout;/* "flow.other_timeout": seconds */
     bool flow_vlan_in_key;      /* "flow.vlan_in_key" */
+    /* IP reassembly */
+    uint32_t defrag_max_mb;     /* "defrag.max_mb": per worker */
+    uint32_t defrag_timeout;    /* "defrag.timeout": seconds */
     /* pipeline */
     uint32_t ring_size;         /* "pipeline.ring_size": batches per worker ring (power of two) */
     uint32_t batch_packets;     /* "pipeline.batch_packets": packets per batch */
     uint32_t alert_queue;       /* "pipeline.alert_queue": events per worker->export ring (power of two) */
+    /* stats */
+    uint32_t stats_interval;    /* "stats.interval": seconds between stats events, 0 = off */
+    struct kg_strlist stats_outputs; /* "stats.outputs": sinks for stats/reload/error events; empty = outputs */
+    /* metadata events */
+    bool events_dns, events_tls, events_http, events_quic, events_flow; /* "events.*" */
+    /* enrichment */
+    char *geoip_country_db;     /* "geoip.country_db": GeoLite2/GeoIP2 Country or City .mmdb, "" = off */
+    char *geoip_asn_db;         /* "geoip.asn_db": ASN .mmdb, "" = off */
 };
 
 /* Fills every field with its default (lists empty; sensor_id is the host
@@ -62,9 +90,12 @@ void kg_config_init(struct kg_config *cfg);
 int kg_config_load_file(struct kg_config *cfg, const char *path, struct kg_err *err);
 
 /* Sets one key from text (command line), parsed like a value in the file.
- * For list keys the value is appended, and an empty value clears the list.
- * Returns 0 or KG_ERR_INVAL with err as "key: message" (or "unknown key
- * 'x' (did you mean 'y'?)"); on error cfg is unchanged. Borrows key and value. */
+ * For list keys the value is appended, and an empty value clears the list;
+ * for capture.bpf, geoip.*, indicators.tuning and indicators.redis an empty
+ * value means none, for sensor.id the host name. Returns 0 or KG_ERR_INVAL with err as "key: message" (or
+ * "unknown key 'x' (did you mean 'y'?)", or for a section named as a key
+ * "unknown key 'flow' ('flow' is a section: did you mean 'flow.max_flows',
+ * ...?)"); on error cfg is unchanged. Borrows key and value. */
 int kg_config_set(struct kg_config *cfg, const char *key, const char *value, struct kg_err *err);
 
 /* kg_config_set() from one "key=value" argument (a generic --set option). */
@@ -75,7 +106,8 @@ int kg_config_set_pair(struct kg_config *cfg, const char *pair, struct kg_err *e
 const char *kg_config_key_name(size_t i);
 
 /* Checks every field against its key's rules (in case a caller wrote fields
- * directly) and the cross-field constraints. Returns 0 or KG_ERR_INVAL. */
+ * directly; a NULL string is an error) and the cross-field constraints.
+ * Returns 0 or KG_ERR_INVAL. */
 int kg_config_validate(const struct kg_config *cfg, struct kg_err *err);
 
 /* Writes the effective configuration as YAML that kg_config_load_file() reads back. */

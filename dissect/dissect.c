@@ -18,6 +18,7 @@
  * protocol and has nothing more to extract (ndpi_extra_dissection_possible),
  * or gives up after KG_NDPI_MAX_PACKETS; its state then returns to the pool.
  */
+#include "dissect/defrag.h"
 #include "dissect/dissect_int.h"
 #include "dissect/dissect_parsers.h"
 
@@ -25,6 +26,7 @@
 #include <ctype.h>
 #include <ndpi/ndpi_api.h>
 #include <openssl/evp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +46,18 @@ struct kg_dissector {
     uint64_t flow_counter;
     uint64_t timeout_us[KG_LRU_COUNT];
     uint64_t stream_bytes, stream_budget; /* handshake buffers: bytes held / cap */
+    /* SPAN duplicate filter: recent frame hashes, direct-mapped */
+    struct dedup_slot {
+        uint64_t hash;
+        uint64_t ts_us;
+    } *dedup;
+    uint64_t dedup_window_us;
+    struct kg_defrag *defrag; /* IPv4/IPv6 reassembly (dissect/defrag.c) */
+    /* The DNS message being parsed: names are copied into the arena, since
+     * the parser's are valid only during its callbacks. */
+    struct kg_dns_msg dns_msg;
+    char dns_arena[(1 + KG_DNS_MSG_MAX_ANSWERS * 2) * KG_DNS_NAME_MAX];
+    size_t dns_arena_used;
     struct kg_dissect_stats st;
 };
 
@@ -126,9 +140,23 @@ static bool is_tls_like(uint16_t id)
     return id == NDPI_PROTOCOL_TLS || id == NDPI_PROTOCOL_QUIC || id == NDPI_PROTOCOL_DTLS;
 }
 
+const char *kg_dissect_risk_name(unsigned bit)
+{
+    if (bit == 0 || bit >= NDPI_MAX_RISK) return NULL;
+    return ndpi_risk2str((ndpi_risk_enum)bit);
+}
+
+/* Records nDPI's verdict on the flow: protocol, category. */
+static void ndpi_verdict(struct kg_dissector *d, struct kg_flow *f, ndpi_protocol proto)
+{
+    ndpi_protocol2name(d->ndpi, proto, f->info.ndpi_proto, sizeof(f->info.ndpi_proto));
+    f->info.ndpi_category = ndpi_category_get_name(d->ndpi, proto.category);
+}
+
 static void ndpi_release(struct kg_dissector *d, struct kg_flow *f)
 {
     if (!f->ndpi) return;
+    f->info.ndpi_risk |= f->ndpi->risk;
     ndpi_flow_put(d, f->ndpi);
     f->ndpi = NULL;
 }
@@ -161,7 +189,9 @@ static void run_ndpi(struct kg_dissector *d, struct kg_flow *f, const struct kg_
             const char *name = proto_name(d, proto.master_protocol ? proto.master_protocol
                                                                    : proto.app_protocol);
             if (name && !f->info.app_proto) f->info.app_proto = name;
+            ndpi_verdict(d, f, proto);
         }
+        f->info.ndpi_risk |= nf->risk;
         ndpi_harvest(d, f, proto, ts, to_server);
         if (!ndpi_extra_dissection_possible(d->ndpi, nf)) ndpi_release(d, f);
     }
@@ -172,6 +202,7 @@ static void run_ndpi(struct kg_dissector *d, struct kg_flow *f, const struct kg_
             const char *name = proto_name(d, proto.master_protocol ? proto.master_protocol
                                                                    : proto.app_protocol);
             if (name && !f->info.app_proto) f->info.app_proto = name;
+            if (proto.app_protocol || proto.master_protocol) ndpi_verdict(d, f, proto);
         }
         ndpi_release(d, f);
     }
@@ -189,10 +220,26 @@ struct dns_ctx {
     unsigned questions;
 };
 
+static const char *dns_keep(struct kg_dissector *d, const char *name, size_t len)
+{
+    if (len >= sizeof(d->dns_arena) - d->dns_arena_used) return NULL;
+    char *p = d->dns_arena + d->dns_arena_used;
+    memcpy(p, name, len);
+    p[len] = '\0';
+    d->dns_arena_used += len + 1;
+    return p;
+}
+
 static void dns_question(void *user, const char *name, size_t len, uint16_t qtype, uint16_t qclass)
 {
     struct dns_ctx *c = user;
     (void)qclass;
+    if (c->questions == 0) {
+        struct kg_dns_msg *m = &c->d->dns_msg;
+        m->qname = dns_keep(c->d, name, len);
+        m->qname_len = m->qname ? len : 0;
+        m->qtype = qtype;
+    }
     if (len == 0) return; /* the root: nothing to match */
     /* Real messages carry one question; a message stuffed with thousands
      * (a 64 KiB TCP message holds ~10,000) is reported up to a bound. */
@@ -210,18 +257,50 @@ static void dns_question(void *user, const char *name, size_t len, uint16_t qtyp
     c->d->cb(c->d->user, &o);
 }
 
+static void dns_answer(void *user, const struct kg_dns_answer *a)
+{
+    struct dns_ctx *c = user;
+    struct kg_dns_msg *m = &c->d->dns_msg;
+    if (m->nanswers >= KG_DNS_MSG_MAX_ANSWERS) return;
+    struct kg_dns_msg_answer *x = &m->answers[m->nanswers];
+    memset(x, 0, sizeof(*x));
+    x->name = dns_keep(c->d, a->name, a->name_len);
+    if (!x->name) return;
+    x->name_len = a->name_len;
+    x->rrtype = a->rrtype;
+    x->ttl = a->ttl;
+    x->family = a->addr_family;
+    memcpy(x->addr, a->addr, sizeof(x->addr));
+    if (a->target && (x->target = dns_keep(c->d, a->target, a->target_len))) x->target_len = a->target_len;
+    m->nanswers++;
+}
+
 static void dns_message(struct kg_dissector *d, struct kg_flow *f, const uint8_t *p, size_t len, uint64_t ts,
                         bool to_server)
 {
     struct dns_ctx c = {d, f, ts, to_server, 0};
+    struct kg_dns_msg_info info;
     d->st.dns_messages++;
+    memset(&d->dns_msg, 0, offsetof(struct kg_dns_msg, answers));
+    d->dns_arena_used = 0;
     /* Set before parsing: alerts raised from the questions carry it. */
     const char *prev = f->info.app_proto;
     if (!prev) f->info.app_proto = "dns";
-    if (kg_dns_parse_message(p, len, NULL, dns_question, &c) < 0) {
+    int r = kg_dns_parse_message_full(p, len, &info, dns_question, dns_answer, &c);
+    if (r < 0) {
         d->st.dns_malformed++;
-        f->info.app_proto = prev;
+        if (!c.questions && !d->dns_msg.nanswers) {
+            f->info.app_proto = prev;
+            return;
+        }
     }
+    if (len < 12) return;
+    d->dns_msg.id = info.id;
+    d->dns_msg.response = info.is_response;
+    d->dns_msg.rcode = info.rcode;
+    struct kg_observation o = {.type = KG_OBS_DNS_MESSAGE, .flow = &f->info, .ts_us = ts, .dns = &d->dns_msg,
+                               .to_server = to_server};
+    d->cb(d->user, &o);
 }
 
 static inline uint16_t rd16(const uint8_t *p)
@@ -302,13 +381,59 @@ struct http_ctx {
     uint64_t ts;
 };
 
+/* The request of an HTTP transaction awaiting its response: copies, since
+ * the response comes in a later packet. Allocated on a flow's first
+ * request, freed with the flow. Long fields are cut (URIs at 2 KiB). */
+struct kg_http_pending {
+    bool valid;
+    uint8_t version_minor;
+    char method[16], host[256], uri[2048], ua[512], ctype[128];
+    size_t method_len, host_len, uri_len, ua_len, ctype_len;
+    bool has_length;
+    uint64_t length;
+};
+
+static size_t keep_cut(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t n = len < cap ? len : cap;
+    if (n) memcpy(dst, src, n);
+    return n;
+}
+
+static void http_emit(struct kg_dissector *d, struct kg_flow *f, uint64_t ts, const struct kg_http_response *resp)
+{
+    struct kg_http_pending *h = f->http;
+    if (!h || !h->valid) return;
+    struct kg_http_txn t = {
+        .host = h->host_len ? h->host : NULL, .host_len = h->host_len,
+        .uri = h->uri, .uri_len = h->uri_len,
+        .method = h->method, .method_len = h->method_len,
+        .user_agent = h->ua_len ? h->ua : NULL, .user_agent_len = h->ua_len,
+        .content_type = h->ctype_len ? h->ctype : NULL, .content_type_len = h->ctype_len,
+        .version_minor = h->version_minor, .has_length = h->has_length, .length = h->length,
+    };
+    if (resp) {
+        t.status = resp->status;
+        t.version_minor = resp->version_minor;
+        t.content_type = resp->content_type;
+        t.content_type_len = resp->content_type ? resp->content_type_len : 0;
+        t.has_length = resp->has_content_length;
+        t.length = resp->content_length;
+    }
+    h->valid = false;
+    struct kg_observation o = {.type = KG_OBS_HTTP_TXN, .flow = &f->info, .ts_us = ts, .http = &t,
+                               .to_server = resp == NULL};
+    d->cb(d->user, &o);
+}
+
 static void http_request(void *user, const struct kg_http_request *r)
 {
     struct http_ctx *c = user;
+    struct kg_flow *f = c->f;
     c->d->st.http_requests++;
-    if (!c->f->info.app_proto) c->f->info.app_proto = "http";
+    if (!f->info.app_proto) f->info.app_proto = "http";
     struct kg_observation o = {.type = KG_OBS_HTTP_REQUEST,
-                               .flow = &c->f->info,
+                               .flow = &f->info,
                                .ts_us = c->ts,
                                .value = r->host ? r->host : "",
                                .value_len = r->host ? r->host_len : 0,
@@ -316,10 +441,33 @@ static void http_request(void *user, const struct kg_http_request *r)
                                .http_uri_len = r->uri_len,
                                .http_method = r->method,
                                .http_method_len = r->method_len,
+                               .http_user_agent = r->user_agent,
+                               .http_user_agent_len = r->user_agent ? r->user_agent_len : 0,
                                .to_server = true};
     c->d->cb(c->d->user, &o);
+
+    /* A request while the previous one still waits: that one had no
+     * response we could see; report it as it is. */
+    http_emit(c->d, f, c->ts, NULL);
+    if (!f->http && !(f->http = calloc(1, sizeof(*f->http)))) return;
+    struct kg_http_pending *h = f->http;
+    h->method_len = keep_cut(h->method, sizeof(h->method), r->method, r->method_len);
+    h->uri_len = keep_cut(h->uri, sizeof(h->uri), r->uri, r->uri_len);
+    h->host_len = r->host ? keep_cut(h->host, sizeof(h->host), r->host, r->host_len) : 0;
+    h->ua_len = r->user_agent ? keep_cut(h->ua, sizeof(h->ua), r->user_agent, r->user_agent_len) : 0;
+    h->ctype_len = r->content_type ? keep_cut(h->ctype, sizeof(h->ctype), r->content_type, r->content_type_len) : 0;
+    h->version_minor = r->version_minor;
+    h->has_length = r->has_content_length;
+    h->length = r->content_length;
+    h->valid = true;
 }
 
+static void http_response(void *user, const struct kg_http_response *resp)
+{
+    struct http_ctx *c = user;
+    if (resp->status < 200) return; /* 1xx: the final response follows */
+    http_emit(c->d, c->f, c->ts, resp);
+}
 
 /* ---- TLS over TCP and QUIC: handshake reassembly ---------------------------- */
 
@@ -333,6 +481,7 @@ static void client_hello_seen(struct kg_dissector *d, struct kg_flow *f, const s
                               uint64_t ts, bool to_server)
 {
     struct kg_flow_info *fi = &f->info;
+    f->ch_seen = true;
     kg_strlcpy(fi->ja3, ch->ja3, sizeof(fi->ja3));
     kg_strlcpy(fi->ja4, ch->ja4, sizeof(fi->ja4));
     kg_strlcpy(fi->tls_alpn, ch->alpn, sizeof(fi->tls_alpn));
@@ -347,6 +496,20 @@ static void client_hello_seen(struct kg_dissector *d, struct kg_flow *f, const s
         if (fi->ja3[0]) observe(d, KG_OBS_TLS_JA3, f, ts, fi->ja3, strlen(fi->ja3), to_server);
         if (fi->ja4[0]) observe(d, KG_OBS_TLS_JA4, f, ts, fi->ja4, strlen(fi->ja4), to_server);
     }
+}
+
+/* Reports the handshake once: when the server certificate is seen, or when
+ * the server's clear-text handshake ends without one (TLS 1.3), or at the
+ * end of the flow, or right after a QUIC ClientHello. */
+static void handshake_emit(struct kg_dissector *d, struct kg_flow *f, uint64_t ts, const struct kg_x509_info *cert,
+                           bool quic)
+{
+    if (f->hs_emitted || !f->ch_seen) return;
+    f->hs_emitted = true;
+    struct kg_handshake h = {.quic = quic, .cert = cert};
+    struct kg_observation o = {.type = KG_OBS_HANDSHAKE, .flow = &f->info, .ts_us = ts, .handshake = &h,
+                               .to_server = false};
+    d->cb(d->user, &o);
 }
 
 static void cert_seen(struct kg_dissector *d, struct kg_flow *f, const uint8_t *der, size_t len, uint64_t ts,
@@ -364,10 +527,14 @@ static void cert_seen(struct kg_dissector *d, struct kg_flow *f, const uint8_t *
     f->cert_done = true;
     d->st.tls_certs++;
     observe(d, KG_OBS_TLS_CERT_SHA1, f, ts, f->info.cert_sha1, 40, to_server);
+    struct kg_x509_info x;
+    handshake_emit(d, f, ts, kg_x509_summary(der, len, &x) == 0 ? &x : NULL, false);
 }
 
 static void tls_end(struct kg_dissector *d, struct kg_flow *f, int dir)
 {
+    /* The server's handshake in clear is over (TLS 1.3 encrypts the rest). */
+    if (dir == 1 && f->tls_state[1] == 1) handshake_emit(d, f, f->info.last_ts_us, NULL, false);
     struct kg_tls_stream *s = f->tls[dir];
     if (s) {
         d->stream_bytes -= s->cap;
@@ -417,6 +584,13 @@ static bool tls_try(struct kg_dissector *d, struct kg_flow *f, struct kg_tls_str
         return true;
     }
     if (s->hs[0] == 2) { /* ServerHello, then (TLS <= 1.2) Certificate */
+        if (!f->info.tls_version_server && s->len >= 4 + rd24(s->hs + 1)) {
+            struct kg_tls_server_hello sh;
+            if (kg_tls_parse_server_hello(s->hs, 4 + rd24(s->hs + 1), &sh) == 0) {
+                kg_strlcpy(f->info.ja3s, sh.ja3s, sizeof(f->info.ja3s));
+                f->info.tls_version_server = sh.version ? sh.version : 1;
+            }
+        }
         const uint8_t *cert;
         size_t cert_len;
         int r = kg_tls_find_server_cert(s->hs, s->len, &cert, &cert_len);
@@ -559,20 +733,30 @@ static void quic_feed(struct kg_dissector *d, struct kg_flow *f, const struct kg
     if (c->contiguous < need) return;
     struct kg_tls_client_hello ch;
     d->st.tls_client_hellos++;
-    if (kg_tls_parse_client_hello(c->data, need, 'q', &ch) == 0) client_hello_seen(d, f, &ch, ts, true);
-    else d->st.tls_malformed++;
+    if (kg_tls_parse_client_hello(c->data, need, 'q', &ch) == 0) {
+        client_hello_seen(d, f, &ch, ts, true);
+        handshake_emit(d, f, ts, NULL, true);
+    } else {
+        d->st.tls_malformed++;
+    }
     quic_end(d, f);
 }
 
 /* ---- flows ----------------------------------------------------------------- */
 
-static void end_flow(struct kg_dissector *d, struct kg_flow *f)
+static void end_flow(struct kg_dissector *d, struct kg_flow *f, enum kg_flow_end reason)
 {
+    /* What is still pending is reported before the flow goes. */
+    http_emit(d, f, f->info.last_ts_us, NULL);
+    handshake_emit(d, f, f->info.last_ts_us, NULL, false);
+    f->info.end_reason = (uint8_t)reason;
     observe(d, KG_OBS_FLOW_END, f, f->info.last_ts_us, NULL, 0, true);
     ndpi_release(d, f);
     tls_end(d, f, 0);
     tls_end(d, f, 1);
     quic_end(d, f);
+    free(f->http);
+    f->http = NULL;
     free(f->dns_tcp[0]);
     free(f->dns_tcp[1]);
     free(f->marks);
@@ -600,7 +784,7 @@ static void evict_one(struct kg_dissector *d)
     }
     if (victim) {
         d->st.flows_evicted++;
-        end_flow(d, victim);
+        end_flow(d, victim, KG_END_EVICTED);
     }
 }
 
@@ -624,9 +808,41 @@ static void make_ckey(const struct kg_decoded *dec, bool vlan_in_key, struct kg_
     }
 }
 
+#define KG_DEDUP_SLOTS 8192
+
+/* A frame seen twice within the window is a SPAN duplicate (the switch
+ * mirrors both ingress and egress of the same port). Direct-mapped table of
+ * recent frame hashes: constant memory, O(1), and a collision only costs a
+ * missed duplicate, never a dropped original (the hash covers every byte). */
+static bool is_duplicate(struct kg_dissector *d, const struct kg_packet *pkt)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ pkt->caplen;
+    const uint8_t *p = pkt->data;
+    uint32_t n = pkt->caplen, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = mix64(h ^ w);
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, p + i, n - i);
+    h = mix64(h ^ tail ^ ((uint64_t)pkt->iface << 56));
+    struct dedup_slot *s = &d->dedup[h & (KG_DEDUP_SLOTS - 1)];
+    bool dup = s->hash == h && pkt->ts_us >= s->ts_us && pkt->ts_us - s->ts_us <= d->dedup_window_us;
+    s->hash = h;
+    s->ts_us = pkt->ts_us;
+    return dup;
+}
+
+static void process_decoded(struct kg_dissector *d, struct kg_decoded *dec, const struct kg_packet *pkt);
+
 void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
 {
     struct kg_decoded dec;
+    if (d->dedup && is_duplicate(d, pkt)) {
+        d->st.decode_duplicates++;
+        return;
+    }
     d->st.packets++;
     d->st.bytes += pkt->wirelen;
     switch (kg_decode(pkt, &dec)) {
@@ -639,11 +855,37 @@ void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
     }
     if (dec.tunnels) d->st.decode_tunnels++;
     if (dec.is_fragment) {
-        /* Reassembly is not done yet: fragments are counted, not dissected. */
+        /* Reassemble, then dissect the whole datagram as if it had arrived in
+         * one piece. It has no link layer: VLANs and tunnel depth come from
+         * the fragment that completed it. A reassembled datagram can itself
+         * be a fragment (fragmented tunnels): bounded loop. */
         d->st.decode_fragments++;
-        return;
+        struct kg_decoded outer = dec;
+        for (int round = 0; dec.is_fragment; round++) {
+            const uint8_t *out;
+            uint32_t out_len;
+            if (round == 2 || kg_defrag_add(d->defrag, dec.family, dec.l3, dec.l3_len, pkt->ts_us, &out,
+                                            &out_len) != 1)
+                return;
+            struct kg_packet whole = {.ts_us = pkt->ts_us, .data = out, .caplen = out_len, .wirelen = out_len,
+                                      .linktype = KG_LINK_RAW, .iface = pkt->iface};
+            if (kg_decode(&whole, &dec) != KG_DECODE_OK) {
+                d->st.decode_bad_l3++;
+                return;
+            }
+            dec.nvlan = outer.nvlan;
+            memcpy(dec.vlan, outer.vlan, sizeof(dec.vlan));
+            dec.tunnels = (uint8_t)(dec.tunnels + outer.tunnels);
+        }
+        d->st.reassembled++;
     }
+    process_decoded(d, &dec, pkt);
+}
 
+/* Everything after decoding: flow lookup, parsers, nDPI, observations. */
+static void process_decoded(struct kg_dissector *d, struct kg_decoded *decp, const struct kg_packet *pkt)
+{
+    struct kg_decoded dec = *decp;
     uint64_t ts = pkt->ts_us;
     struct kg_ckey k;
     bool swapped;
@@ -651,6 +893,12 @@ void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
     uint32_t h = kg_ckey_hash(&k, d->ft.seed);
     struct kg_flow *f = kg_flow_table_find(&d->ft, &k, h);
     bool to_server = true;
+    if (f && f->lru_class == KG_LRU_CLOSED && dec.proto == 6 &&
+        (dec.tcp_flags & (KG_TCP_SYN | KG_TCP_ACK)) == KG_TCP_SYN) {
+        /* The 5-tuple is reused by a new connection: end the old flow. */
+        end_flow(d, f, KG_END_CLOSED);
+        f = NULL;
+    }
     if (!f) {
         enum kg_lru_class cls = lru_class_of(dec.proto);
         f = kg_flow_table_insert(&d->ft, &k, h, cls);
@@ -681,6 +929,7 @@ void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
         memcpy(fi->vlan, dec.vlan, sizeof(fi->vlan));
         fi->flow_id = flow_id_of(d->cfg.worker_id, ++d->flow_counter);
         f->is_dns_port = ports && (is_dns_port(dec.sport) || is_dns_port(dec.dport));
+        kg_community_id(&fi->key, 0, fi->community_id);
         f->ndpi = ndpi_flow_get(d);
         if (f->ndpi) d->st.ndpi_flows++;
         observe(d, KG_OBS_FLOW_START, f, ts, NULL, 0, true);
@@ -699,9 +948,11 @@ void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
     if (to_server) {
         fi->pkts_toserver++;
         fi->bytes_toserver += pkt->wirelen;
+        if (dec.proto == 6) fi->tcp_flags_ts |= dec.tcp_flags;
     } else {
         fi->pkts_toclient++;
         fi->bytes_toclient += pkt->wirelen;
+        if (dec.proto == 6) fi->tcp_flags_tc |= dec.tcp_flags;
     }
 
     if (dec.has_l4 && dec.payload_len) {
@@ -713,26 +964,54 @@ void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
             if (to_server && !f->is_tls) {
                 struct http_ctx c = {d, f, ts};
                 kg_http_parse_requests(dec.payload, dec.payload_len, http_request, &c);
+            } else if (!to_server && f->http && f->http->valid) {
+                struct http_ctx c = {d, f, ts};
+                kg_http_parse_responses(dec.payload, dec.payload_len, http_response, &c);
             }
-        } else if (dec.proto == 17 && to_server && !f->quic_done) {
-            quic_feed(d, f, &dec, ts);
+        } else if (dec.proto == 17 && to_server) {
+            const uint8_t *u = dec.payload;
+            if (dec.payload_len >= 25 && u[0] == 22 && u[1] == 0xfe && u[13] == 1 && !f->ja3_done) {
+                /* DTLS (RFC 9147 4, RFC 6347 4.1): a 13-byte record header, then
+                 * an unfragmented ClientHello with its 12-byte handshake header. */
+                size_t rl = (size_t)u[11] << 8 | u[12];
+                if (rl > dec.payload_len - 13) rl = dec.payload_len - 13;
+                struct kg_tls_client_hello ch;
+                d->st.tls_client_hellos++;
+                if (kg_tls_parse_client_hello(u + 13, rl, 'd', &ch) == 0) {
+                    if (!f->info.app_proto || !strcmp(f->info.app_proto, "unknown")) f->info.app_proto = "dtls";
+                    client_hello_seen(d, f, &ch, ts, to_server);
+                } else {
+                    d->st.tls_malformed++;
+                }
+            } else if (!f->quic_done) {
+                quic_feed(d, f, &dec, ts);
+            }
         }
     }
     if (f->ndpi) run_ndpi(d, f, &dec, ts, to_server);
 
-    if (dec.proto == 6 && (dec.tcp_flags & (KG_TCP_FIN | KG_TCP_RST)))
+    if (dec.proto == 6 && (dec.tcp_flags & (KG_TCP_FIN | KG_TCP_RST))) {
+        /* RFC 9293: FIN from both sides or a RST ends the connection: the
+         * flow moves to the short "closed" timeout instead of waiting for
+         * the idle one. */
         f->tcp_fin_mask |= (dec.tcp_flags & KG_TCP_RST) ? 3 : (to_server ? 1 : 2);
+        if (f->tcp_fin_mask == 3 && f->lru_class != KG_LRU_CLOSED) {
+            kg_flow_table_set_class(&d->ft, f, KG_LRU_CLOSED);
+            d->st.flows_closed++;
+        }
+    }
     kg_dissector_expire(d, ts);
 }
 
 void kg_dissector_expire(struct kg_dissector *d, uint64_t now_us)
 {
+    kg_defrag_expire(d->defrag, now_us);
     for (int c = 0; c < KG_LRU_COUNT; c++) {
         struct kg_flow *f;
         while ((f = kg_flow_table_oldest(&d->ft, (enum kg_lru_class)c)) &&
                f->info.last_ts_us + d->timeout_us[c] < now_us) {
             d->st.flows_timed_out++;
-            end_flow(d, f);
+            end_flow(d, f, c == KG_LRU_CLOSED ? KG_END_CLOSED : KG_END_TIMEOUT);
         }
     }
 }
@@ -741,7 +1020,7 @@ void kg_dissector_flush(struct kg_dissector *d)
 {
     for (int c = 0; c < KG_LRU_COUNT; c++) {
         struct kg_flow *f;
-        while ((f = kg_flow_table_oldest(&d->ft, (enum kg_lru_class)c))) end_flow(d, f);
+        while ((f = kg_flow_table_oldest(&d->ft, (enum kg_lru_class)c))) end_flow(d, f, KG_END_SHUTDOWN);
     }
 }
 
@@ -749,6 +1028,13 @@ const struct kg_dissect_stats *kg_dissector_stats(const struct kg_dissector *d)
 {
     struct kg_dissector *m = (struct kg_dissector *)d;
     m->st.flows_active = d->ft.active;
+    const struct kg_defrag_stats *ds = kg_defrag_stats(d->defrag);
+    m->st.defrag_timeouts = ds->timeouts;
+    m->st.defrag_overlaps = ds->overlaps;
+    m->st.defrag_conflicts = ds->overlap_conflicts;
+    m->st.defrag_evicted = ds->evicted_for_memory;
+    m->st.defrag_invalid = ds->invalid + ds->too_big;
+    m->st.defrag_bytes_held = ds->bytes_held;
     return &d->st;
 }
 
@@ -764,12 +1050,25 @@ struct kg_dissector *kg_dissector_new(const struct kg_dissector_config *cfg, kg_
     d->timeout_us[KG_LRU_TCP] = (uint64_t)d->cfg.tcp_timeout_s * 1000000u;
     d->timeout_us[KG_LRU_UDP] = (uint64_t)d->cfg.udp_timeout_s * 1000000u;
     d->timeout_us[KG_LRU_OTHER] = (uint64_t)d->cfg.other_timeout_s * 1000000u;
+    if (!d->cfg.closed_timeout_s) d->cfg.closed_timeout_s = 5;
+    d->timeout_us[KG_LRU_CLOSED] = (uint64_t)d->cfg.closed_timeout_s * 1000000u;
+    d->defrag = kg_defrag_new(d->cfg.defrag_max_bytes ? d->cfg.defrag_max_bytes : 64ull << 20,
+                              (uint64_t)(d->cfg.defrag_timeout_s ? d->cfg.defrag_timeout_s : 30) * 1000000u);
+    if (!d->defrag) {
+        free(d);
+        kg_err_set(err, KG_ERR_NOMEM, "cannot allocate the IP reassembly pool");
+        return NULL;
+    }
+    if (d->cfg.dedup_window_ms) {
+        d->dedup = kg_xcalloc(KG_DEDUP_SLOTS, sizeof(*d->dedup));
+        d->dedup_window_us = (uint64_t)d->cfg.dedup_window_ms * 1000u;
+    }
     d->cb = cb;
     d->user = user;
     d->stream_budget = 64ull * 1024 * 1024; /* handshake reassembly bytes per worker */
     uint64_t seed = mix64(kg_monotonic_ns() ^ (uint64_t)(uintptr_t)d);
     if (kg_flow_table_init(&d->ft, d->cfg.max_flows, seed) < 0) {
-        free(d);
+        kg_dissector_free(d);
         kg_err_set(err, KG_ERR_NOMEM, "cannot allocate a flow table of %u flows", cfg->max_flows);
         return NULL;
     }
@@ -806,9 +1105,11 @@ void kg_dissector_free(struct kg_dissector *d)
             struct kg_flow *f = &d->ft.flows[i];
             if (!f->in_use) continue;
             ndpi_release(d, f);
+            f->tls_state[1] = 2; /* no events while tearing down */
             tls_end(d, f, 0);
             tls_end(d, f, 1);
             quic_end(d, f);
+            free(f->http);
             free(f->dns_tcp[0]);
             free(f->dns_tcp[1]);
             free(f->marks);
@@ -816,6 +1117,8 @@ void kg_dissector_free(struct kg_dissector *d)
     }
     for (uint32_t i = 0; i < d->ndpi_nfree; i++) ndpi_flow_free(d->ndpi_free[i]);
     free(d->ndpi_free);
+    free(d->dedup);
+    kg_defrag_free(d->defrag);
     for (uint32_t i = 0; i < d->nproto_names; i++) free(d->proto_names[i]);
     free(d->proto_names);
     if (d->ndpi) ndpi_exit_detection_module(d->ndpi);

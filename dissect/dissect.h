@@ -24,6 +24,7 @@
 #include "common/kg_common.h"
 
 #define KG_MAX_VLAN 3
+#define KG_COMMUNITY_ID_LEN 32 /* "1:" + 28 base64 characters + NUL, padded */
 
 /* Innermost 5-tuple of a flow. Addresses in network byte order; IPv4 uses
  * the first 4 bytes. Ports in host byte order (0 for port-less protocols;
@@ -56,7 +57,67 @@ struct kg_flow_info {
     uint16_t tls_version;  /* highest version the client offered (0x0304 = TLS 1.3), 0 if unknown */
     uint32_t quic_version; /* QUIC version of the client's Initial, 0 if not QUIC */
     char cert_sha1[41];    /* server certificate SHA1 (hex, lower case), "" if none */
+    char community_id[KG_COMMUNITY_ID_LEN]; /* Community ID v1 (seed 0) of the flow */
+    char ja3s[33];             /* JA3S of the ServerHello, "" if none */
+    uint16_t tls_version_server; /* version the server chose (ServerHello), 0 if unknown */
+    char ndpi_proto[64];       /* nDPI protocol ("TLS.Google"), "" until detected */
+    const char *ndpi_category; /* nDPI category name, static; NULL until detected */
+    uint64_t ndpi_risk;        /* nDPI risk bitmask (bit n: kg_dissect_risk_name(n)) */
+    uint8_t tcp_flags_ts, tcp_flags_tc;     /* TCP flags seen to server / to client */
+    uint8_t end_reason;    /* KG_OBS_FLOW_END: enum kg_flow_end */
+    bool alerted;          /* set by observers that raised an alert on the flow */
 };
+
+/* Why a flow ended (kg_flow_info.end_reason). */
+enum kg_flow_end { KG_END_TIMEOUT = 0, KG_END_CLOSED, KG_END_SHUTDOWN, KG_END_EVICTED };
+
+/* A DNS message as a whole (KG_OBS_DNS_MESSAGE): for dns events and for
+ * matching answer addresses. Names are in presentation form. */
+#define KG_DNS_MSG_MAX_ANSWERS 32
+struct kg_dns_msg_answer {
+    const char *name;
+    size_t name_len;
+    uint16_t rrtype;
+    uint32_t ttl;
+    uint8_t family; /* 4 or 6 for A/AAAA (addr), 0 otherwise */
+    uint8_t addr[16];
+    const char *target; /* CNAME/PTR/NS target, NULL otherwise */
+    size_t target_len;
+};
+struct kg_dns_msg {
+    uint16_t id;
+    bool response;
+    uint8_t rcode;
+    const char *qname; /* first question, NULL if none */
+    size_t qname_len;
+    uint16_t qtype;
+    size_t nanswers; /* at most KG_DNS_MSG_MAX_ANSWERS are kept */
+    struct kg_dns_msg_answer answers[KG_DNS_MSG_MAX_ANSWERS];
+};
+
+/* An HTTP transaction (KG_OBS_HTTP_TXN): a request and, when seen, its
+ * response. Strings carry their length and may hold any bytes. */
+struct kg_http_txn {
+    const char *host, *uri, *method, *user_agent, *content_type;
+    size_t host_len, uri_len, method_len, user_agent_len, content_type_len;
+    uint8_t version_minor;
+    uint16_t status; /* 0: no response seen */
+    bool has_length;
+    uint64_t length;
+};
+
+/* The end of a TLS or QUIC handshake as far as a passive sensor sees it
+ * (KG_OBS_HANDSHAKE): ClientHello fields are in the flow info; the server
+ * certificate, when one was seen in clear (TLS <= 1.2), is summarised here. */
+struct kg_x509_info;
+struct kg_handshake {
+    bool quic;
+    const struct kg_x509_info *cert; /* NULL: no certificate seen */
+};
+
+/* Name of nDPI risk bit `bit` ("Known Protocol on Non Standard Port"),
+ * static; NULL for an unknown bit. */
+const char *kg_dissect_risk_name(unsigned bit);
 
 /* Marks `key` as seen on this flow (alert dedup: one alert per flow,
  * indicator and place). Returns true the first time, false afterwards. */
@@ -70,7 +131,10 @@ enum kg_obs_type {
     KG_OBS_TLS_JA4,       /* value: JA4 fingerprint */
     KG_OBS_TLS_CERT_SHA1, /* value: server certificate SHA1, 40 hex digits */
     KG_OBS_HTTP_REQUEST,  /* value: Host header (may be empty); http_uri set */
-    KG_OBS_FLOW_END,      /* the flow timed out, closed or was flushed */
+    KG_OBS_DNS_MESSAGE,   /* dns: a whole DNS message (questions and answers) */
+    KG_OBS_HTTP_TXN,      /* http: a request with its response (or none) */
+    KG_OBS_HANDSHAKE,     /* handshake: TLS/QUIC handshake seen as far as it is in clear */
+    KG_OBS_FLOW_END,      /* the flow timed out, closed or was flushed; flow->end_reason says which */
 };
 
 /* One observation. Every pointer is borrowed: valid during the callback. */
@@ -84,7 +148,12 @@ struct kg_observation {
     size_t http_uri_len;
     const char *http_method;
     size_t http_method_len;
+    const char *http_user_agent; /* KG_OBS_HTTP_REQUEST: User-Agent, NULL if absent */
+    size_t http_user_agent_len;
     uint16_t dns_qtype; /* KG_OBS_DNS_QUERY only */
+    const struct kg_dns_msg *dns;         /* KG_OBS_DNS_MESSAGE */
+    const struct kg_http_txn *http;       /* KG_OBS_HTTP_TXN */
+    const struct kg_handshake *handshake; /* KG_OBS_HANDSHAKE */
     bool to_server;     /* direction of the carrying packet */
 };
 
@@ -97,6 +166,10 @@ struct kg_dissector_config {
     uint32_t other_timeout_s;  /* other protocols; 0 = default 60 */
     bool vlan_in_key;          /* VLAN ids part of the flow key */
     uint32_t worker_id;        /* mixed into flow_id */
+    uint32_t closed_timeout_s; /* TCP flows after FIN from both sides or RST; 0 = default 5 */
+    uint32_t dedup_window_ms;  /* drop a frame seen again within this window (SPAN duplicates); 0 = off */
+    uint64_t defrag_max_bytes; /* memory for IP fragments; 0 = default 64 MiB */
+    uint32_t defrag_timeout_s; /* 0 = default 30 */
 };
 
 struct kg_dissect_stats {
@@ -105,9 +178,13 @@ struct kg_dissect_stats {
     uint64_t decode_bad_linktype; /* link type we do not decode */
     uint64_t decode_bad_l3;       /* invalid IP header */
     uint64_t decode_not_ip;       /* ARP, STP, ... (not an error) */
-    uint64_t decode_fragments;    /* IP fragments (not yet reassembled) */
+    uint64_t decode_fragments;    /* IP fragments seen */
+    uint64_t decode_duplicates;   /* frames dropped as SPAN duplicates */
+    uint64_t reassembled;         /* IP datagrams rebuilt from fragments */
+    uint64_t defrag_timeouts, defrag_overlaps, defrag_conflicts, defrag_evicted, defrag_invalid;
+    uint64_t defrag_bytes_held;   /* gauge */
     uint64_t decode_tunnels;      /* packets that went through a tunnel */
-    uint64_t flows_created, flows_active, flows_ended, flows_timed_out, flows_evicted;
+    uint64_t flows_created, flows_active, flows_ended, flows_timed_out, flows_evicted, flows_closed;
     uint64_t flow_alloc_failed;
     uint64_t ndpi_flows;
     uint64_t dns_messages, dns_malformed, dns_questions_capped;
@@ -143,5 +220,33 @@ uint32_t kg_dissect_packet_hash(const struct kg_packet *pkt);
 /* Formats an address of a flow key ("192.0.2.1", "2001:db8::1"); buf must
  * hold 46 bytes. Returns buf. */
 const char *kg_addr_str(uint8_t family, const uint8_t *addr, char *buf);
+
+/* ---- Community ID (dissect/community_id.c) -------------------------------
+ * Community ID v1 (Corelight community-id-spec) of a flow, the join key
+ * Suricata, Zeek, Arkime and Wireshark log as community_id. See
+ * docs/EVENTS.md. Thread-safe; computes one SHA1, so call it once per flow
+ * (at flow start) and keep the string, not per packet. */
+
+/* "1:" + 28 base64 characters + NUL, rounded up. */
+
+/*
+ * Writes the Community ID of `k` with `seed` (0 unless the deployment set
+ * one; Suricata's community-id-seed) into out, e.g.
+ * "1:LQU9qZlK+B5F3KDmev6m5PMibrg=". TCP, UDP and SCTP are hashed with
+ * their ports; ICMP (proto 1) and ICMPv6 (58) with k->sport = type and
+ * k->dport = code, mapped to ports as the specification says; every other
+ * protocol on addresses and protocol alone. Direction does not matter: both
+ * directions of a flow give the same value (except one-way ICMP types,
+ * hashed as sent). Returns 0; KG_ERR_INVAL (out = "") for a family other
+ * than 4 or 6; KG_ERR_NOMEM (out = "") if OpenSSL cannot hash.
+ */
+int kg_community_id(const struct kg_flow_key *k, uint16_t seed, char out[KG_COMMUNITY_ID_LEN]);
+
+/* The same with the port words forced in or out: with_ports = false hashes
+ * a port-carrying protocol on its addresses alone, as the specification's
+ * implementations do for a fragment that does not carry the transport
+ * header (k->sport/dport are then ignored). */
+int kg_community_id_ex(const struct kg_flow_key *k, uint16_t seed, bool with_ports,
+                       char out[KG_COMMUNITY_ID_LEN]);
 
 #endif /* KG_DISSECT_H */

@@ -1,17 +1,18 @@
 /*
- * dissect/dissect_dns.c — DNS message header and question-section parser
- * (RFC 1035 section 4.1; the same wire format serves mDNS, RFC 6762, and
- * LLMNR, RFC 4795).
+ * dissect/dissect_dns.c — DNS message parser: header, question section and,
+ * on request, the answer section (RFC 1035 sections 3.2-3.4 and 4.1; the
+ * same wire format serves mDNS, RFC 6762, and LLMNR, RFC 4795).
  *
  * Threads: runs on worker threads for every DNS message; it keeps no state,
  * so any number of threads may call it at once.
- * Ownership: borrows the message for the duration of the call; the name
- * handed to the callback lives in a stack buffer. Allocates nothing.
+ * Ownership: borrows the message for the duration of the call; the names
+ * handed to the callbacks live in stack buffers. Allocates nothing.
  *
  * Hostile input is the normal case here: every read is bounds-checked
- * against the message length, and name decompression is bounded both by a
- * strictly decreasing pointer target (no loop is possible) and by a hop
- * limit and the 255-octet name limit.
+ * against the message length (an answer's RDATA against its RDLENGTH), and
+ * name decompression is bounded both by a strictly decreasing pointer
+ * target (no loop is possible) and by a hop limit and the 255-octet name
+ * limit.
  */
 #include <string.h>
 
@@ -102,8 +103,80 @@ static int dns_read_name(const uint8_t *p, size_t len, size_t *off, char *out, s
     }
 }
 
-int kg_dns_parse_message(const uint8_t *p, size_t len, struct kg_dns_msg_info *info, kg_dns_question_fn cb,
-                         void *user)
+/* RFC 1035 section 3.2.2 / RFC 3596 section 2.1. */
+#define DNS_TYPE_A 1
+#define DNS_TYPE_NS 2
+#define DNS_TYPE_CNAME 5
+#define DNS_TYPE_PTR 12
+#define DNS_TYPE_AAAA 28
+
+/*
+ * Reports the answer section, which starts at `off`: `ancount` resource
+ * records (RFC 1035 section 4.1.3: NAME, TYPE, CLASS, TTL, RDLENGTH, RDATA).
+ * Returns the number reported, or -1 at the first record that is malformed
+ * or runs past the end of the message (those before it stay reported).
+ */
+static int dns_parse_answers(const uint8_t *p, size_t len, size_t off, unsigned ancount, kg_dns_answer_fn cb,
+                             void *user)
+{
+    char name[KG_DNS_NAME_MAX];
+    char target[KG_DNS_NAME_MAX];
+    int n = 0;
+    /* As with questions, a hostile ancount costs nothing: every record
+     * takes at least 11 octets, so the loop ends with the data. */
+    for (unsigned a = 0; a < ancount; a++) {
+        struct kg_dns_answer ans;
+        memset(&ans, 0, sizeof(ans));
+        if (dns_read_name(p, len, &off, name, &ans.name_len) < 0) return -1;
+        if (len - off < 10) return -1;
+        ans.name = name;
+        ans.rrtype = rd16(p + off);
+        ans.rrclass = rd16(p + off + 2);
+        ans.ttl = ((uint32_t)rd16(p + off + 4) << 16) | rd16(p + off + 6);
+        ans.rdlength = rd16(p + off + 8);
+        off += 10;
+        if (len - off < ans.rdlength) return -1;
+        const size_t rdata = off;
+        const size_t rdata_end = off + ans.rdlength;
+        off = rdata_end;
+
+        switch (ans.rrtype) {
+        case DNS_TYPE_A:
+            /* Any other RDLENGTH is malformed RDATA: the record is still
+             * reported (its framing is sound), without data. */
+            if (ans.rdlength == 4) {
+                ans.addr_family = 4;
+                memcpy(ans.addr, p + rdata, 4);
+            }
+            break;
+        case DNS_TYPE_AAAA:
+            if (ans.rdlength == 16) {
+                ans.addr_family = 6;
+                memcpy(ans.addr, p + rdata, 16);
+            }
+            break;
+        case DNS_TYPE_CNAME:
+        case DNS_TYPE_PTR:
+        case DNS_TYPE_NS: {
+            /* The name must lie inside RDATA (RFC 1035 section 3.3): reading
+             * it against rdata_end as the message end enforces that for its
+             * labels, and compression pointers only go backwards. Octets
+             * after the name inside RDATA are ignored. */
+            size_t t = rdata;
+            if (dns_read_name(p, rdata_end, &t, target, &ans.target_len) == 0) ans.target = target;
+            break;
+        }
+        default:
+            break; /* reported without data */
+        }
+        if (cb) cb(user, &ans);
+        n++;
+    }
+    return n;
+}
+
+int kg_dns_parse_message_full(const uint8_t *p, size_t len, struct kg_dns_msg_info *info,
+                              kg_dns_question_fn qcb, kg_dns_answer_fn acb, void *user)
 {
     if (p == NULL || len < DNS_HEADER_LEN) {
         if (info) memset(info, 0, sizeof(*info));
@@ -111,18 +184,21 @@ int kg_dns_parse_message(const uint8_t *p, size_t len, struct kg_dns_msg_info *i
     }
 
     /* RFC 1035 section 4.1.1: ID, flags (QR bit 15, Opcode bits 11-14,
-     * RCODE bits 0-3), then four 16-bit section counts. */
+     * AA 10, TC 9, RD 8, RA 7, RCODE bits 0-3), then four 16-bit section
+     * counts. */
     uint16_t flags = rd16(p + 2);
     uint16_t qdcount = rd16(p + 4);
+    uint16_t ancount = rd16(p + 6);
     if (info) {
         info->id = rd16(p);
         info->is_response = (flags & 0x8000) != 0;
         info->opcode = (uint8_t)((flags >> 11) & 0x0F);
         info->rcode = (uint8_t)(flags & 0x0F);
         info->qdcount = qdcount;
-        info->ancount = rd16(p + 6);
+        info->ancount = ancount;
         info->nscount = rd16(p + 8);
         info->arcount = rd16(p + 10);
+        info->flags = flags;
     }
 
     /* A hostile qdcount (up to 65535) costs nothing extra: every question
@@ -142,8 +218,17 @@ int kg_dns_parse_message(const uint8_t *p, size_t len, struct kg_dns_msg_info *i
         uint16_t qtype = rd16(p + off);
         uint16_t qclass = rd16(p + off + 2);
         off += 4;
-        if (cb) cb(user, name, name_len, qtype, qclass);
+        if (qcb) qcb(user, name, name_len, qtype, qclass);
         n++;
     }
-    return n;
+    if (acb == NULL || ancount == 0) return n;
+
+    int a = dns_parse_answers(p, len, off, ancount, acb, user);
+    return a < 0 ? -1 : n + a;
+}
+
+int kg_dns_parse_message(const uint8_t *p, size_t len, struct kg_dns_msg_info *info, kg_dns_question_fn cb,
+                         void *user)
+{
+    return kg_dns_parse_message_full(p, len, info, cb, NULL, user);
 }

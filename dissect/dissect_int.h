@@ -55,6 +55,7 @@ enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *
 
 struct ndpi_flow_struct;
 struct kg_quic_crypto;
+struct kg_http_pending;
 
 /* One direction of a TLS-over-TCP handshake: the record layer is stripped
  * and handshake bytes collected, in order, until the ClientHello (client)
@@ -88,7 +89,7 @@ struct kg_ckey {
     uint8_t family, proto, nvlan, pad;
 };
 
-enum kg_lru_class { KG_LRU_TCP = 0, KG_LRU_UDP, KG_LRU_OTHER, KG_LRU_COUNT };
+enum kg_lru_class { KG_LRU_TCP = 0, KG_LRU_UDP, KG_LRU_OTHER, KG_LRU_CLOSED, KG_LRU_COUNT };
 
 struct kg_flow {
     struct kg_flow_info info; /* must stay first: observers get &flow->info */
@@ -112,6 +113,9 @@ struct kg_flow {
     struct kg_quic_crypto *quic;       /* client Initial CRYPTO stream while collecting */
     uint8_t quic_tries;                /* client Initials seen */
     bool quic_done;
+    bool ch_seen;                      /* a ClientHello was parsed */
+    bool hs_emitted;                   /* KG_OBS_HANDSHAKE reported */
+    struct kg_http_pending *http;      /* request awaiting its response, lazily allocated */
     /* alert dedup marks (open addressing, 0 = empty) */
     uint64_t *marks;
     uint32_t marks_cap, marks_used;
@@ -138,6 +142,8 @@ struct kg_flow *kg_flow_table_insert(struct kg_flow_table *t, const struct kg_ck
 void kg_flow_table_remove(struct kg_flow_table *t, struct kg_flow *f);
 /* Moves a flow to the most-recent end of its LRU list. */
 void kg_flow_table_touch(struct kg_flow_table *t, struct kg_flow *f);
+/* Moves a flow to another timeout class (e.g. a TCP flow that closed). */
+void kg_flow_table_set_class(struct kg_flow_table *t, struct kg_flow *f, enum kg_lru_class cls);
 /* Least recently used flow of a class, or NULL. */
 struct kg_flow *kg_flow_table_oldest(struct kg_flow_table *t, enum kg_lru_class cls);
 uint32_t kg_ckey_hash(const struct kg_ckey *k, uint64_t seed);

@@ -23,6 +23,7 @@ struct kg_dns_msg_info {
     uint8_t opcode;
     uint8_t rcode;
     uint16_t qdcount, ancount, nscount, arcount;
+    uint16_t flags; /* the whole flags word (QR, Opcode, AA, TC, RD, RA, Z, AD, CD, RCODE) */
 };
 
 /*
@@ -52,7 +53,45 @@ typedef void (*kg_dns_question_fn)(void *user, const char *name, size_t name_len
 int kg_dns_parse_message(const uint8_t *p, size_t len, struct kg_dns_msg_info *info, kg_dns_question_fn cb,
                          void *user);
 
-/* ---- HTTP/1.x requests (RFC 9112 section 3) ------------------------------ */
+/* One resource record of the answer section (RFC 1035 section 4.1.3).
+ * Every pointer is valid during the callback only. */
+struct kg_dns_answer {
+    const char *name; /* owner name, presentation form as for questions, NUL-terminated */
+    size_t name_len;
+    uint16_t rrtype;
+    uint16_t rrclass; /* as sent (mDNS: top bit = cache-flush, RFC 6762 section 10.2) */
+    uint32_t ttl;     /* as sent (RFC 2181 section 8 reads values >= 2^31 as 0: the consumer's call) */
+    uint16_t rdlength;
+    uint8_t addr_family; /* 4: A record, 6: AAAA record (addr holds it); 0: no address */
+    uint8_t addr[16];    /* network byte order; IPv4 in the first 4 bytes */
+    const char *target;  /* CNAME, PTR, NS: the name in RDATA, presentation form,
+                            NUL-terminated; NULL for other types or a malformed name */
+    size_t target_len;
+};
+
+typedef void (*kg_dns_answer_fn)(void *user, const struct kg_dns_answer *ans);
+
+/*
+ * kg_dns_parse_message() plus the answer section: after the questions, each
+ * of the ancount resource records is reported through acb (when acb is
+ * NULL, the answer section is not looked at and this is exactly
+ * kg_dns_parse_message()). Every record is reported with its owner name,
+ * type, class, TTL and RDLENGTH; RDATA is decoded for A (RDLENGTH 4), AAAA
+ * (RDLENGTH 16), CNAME, PTR and NS (the target name, decompressed under the
+ * same rules as question names, its labels inside RDATA); other types and
+ * RDATA of an unexpected size are reported without data. The authority and
+ * additional sections are not looked at. Returns the number of questions
+ * plus answers reported (>= 0), or -1 when the header, a question or an
+ * answer record (its owner name, its fixed fields or an RDATA running past
+ * the message) is malformed or truncated; records reported before the
+ * error stay reported. A large ancount is bounded by the data (each record
+ * takes at least 11 bytes). info, qcb and acb may be NULL. Allocates
+ * nothing; uses two name buffers (2 KiB) of stack.
+ */
+int kg_dns_parse_message_full(const uint8_t *p, size_t len, struct kg_dns_msg_info *info,
+                              kg_dns_question_fn qcb, kg_dns_answer_fn acb, void *user);
+
+/* ---- HTTP/1.x requests and responses (RFC 9112 sections 3-6) -------------- */
 
 struct kg_http_request {
     const char *method;
@@ -63,7 +102,11 @@ struct kg_http_request {
     size_t host_len;
     const char *user_agent; /* NULL if absent */
     size_t user_agent_len;
-    uint8_t version_minor; /* 0 or 1 (HTTP/1.x); 9 for a bare HTTP/0.9 line */
+    uint8_t version_minor;    /* 0 or 1 (HTTP/1.x); 9 for a bare HTTP/0.9 line */
+    const char *content_type; /* Content-Type value, trimmed; NULL if absent */
+    size_t content_type_len;
+    bool has_content_length; /* a valid Content-Length header was seen */
+    uint64_t content_length; /* its value (UINT64_MAX when too large to hold) */
 };
 
 /*
@@ -72,15 +115,76 @@ struct kg_http_request {
  * (pipelining) and must begin with a known method token followed by a
  * space. The header block must be complete in this payload (up to
  * "\r\n\r\n" or "\n\n"); a request whose headers are cut off is still
- * reported when its request line is complete (host then NULL unless the
- * Host line is complete). Bodies are skipped by Content-Length when it is
- * present and inside the payload; after a Transfer-Encoding, an invalid
- * Content-Length, a body running past the payload or an HTTP/0.9 line
- * ("GET /path" CRLF) the search stops. Returns the number of requests
- * reported. The strings in *req point into p; cb may be NULL.
+ * reported when its request line is complete (host, user_agent and
+ * content_type then NULL unless their lines are complete). Bodies are
+ * skipped by Content-Length when it is present and inside the payload;
+ * after a Transfer-Encoding, an invalid Content-Length, a body running past
+ * the payload or an HTTP/0.9 line ("GET /path" CRLF) the search stops.
+ * Returns the number of requests reported. The strings in *req point into
+ * p; cb may be NULL.
  */
 typedef void (*kg_http_request_fn)(void *user, const struct kg_http_request *req);
 int kg_http_parse_requests(const uint8_t *p, size_t len, kg_http_request_fn cb, void *user);
+
+struct kg_http_response {
+    uint8_t version_minor; /* 0 or 1 */
+    uint16_t status;       /* 100..999 */
+    const char *reason;    /* reason phrase as sent (may be empty, never NULL) */
+    size_t reason_len;
+    const char *content_type; /* Content-Type value, trimmed; NULL if absent */
+    size_t content_type_len;
+    bool has_content_length; /* a valid Content-Length header was seen */
+    uint64_t content_length; /* its value (UINT64_MAX when too large to hold) */
+};
+
+/*
+ * Finds HTTP/1.x responses in a server-to-client TCP payload: the payload
+ * must start with a status line, "HTTP/1.0" or "HTTP/1.1", SP, a 3-digit
+ * status code (first digit 1-9) and the rest of the line up to its LF. A
+ * response is reported when its status line is complete; content_type and
+ * the length only when their header lines are complete too. The search
+ * goes on after a response without a body (1xx, 204, 304; e.g. "100
+ * Continue" and then the final response) or whose Content-Length body lies
+ * inside the payload, provided the next bytes start a status line; it
+ * stops after a Transfer-Encoding, an invalid or missing Content-Length (the
+ * body then runs to the end of the connection) or a body running past the
+ * payload. Returns the number of responses reported. The strings in *resp
+ * point into p; cb may be NULL.
+ */
+typedef void (*kg_http_response_fn)(void *user, const struct kg_http_response *resp);
+int kg_http_parse_responses(const uint8_t *p, size_t len, kg_http_response_fn cb, void *user);
+
+/* ---- X.509 server certificate summary (RFC 5280), dissect_x509.c ---------- */
+
+#define KG_X509_DN_MAX 1024
+
+/* What the tls event says about a certificate. Strings are NUL-terminated
+ * (UTF-8 as the certificate has it; invalid bytes are possible, escape on
+ * output); a DN longer than KG_X509_DN_MAX - 1 bytes is cut at a character
+ * boundary and flagged. */
+struct kg_x509_info {
+    char subject[KG_X509_DN_MAX]; /* "C=US, O=Example, CN=www.example.com" (certificate order) */
+    char subject_cn[256];         /* first commonName of the subject, "" if none */
+    char issuer[KG_X509_DN_MAX];  /* issuer DN, same form */
+    char serial[128];             /* "0A:1B:..." (upper-case hex pairs, as Suricata), "" if unreadable */
+    char not_before[24];          /* "2024-01-31T12:00:00" (UTC, ISO 8601 as Suricata writes it) */
+    char not_after[24];
+    char sha1[41];    /* SHA1 of the DER bytes given, lower-case hex */
+    char sha256[65];  /* SHA256 of the DER bytes given, lower-case hex */
+    bool self_signed; /* subject == issuer and the signature verifies with the certificate's own key */
+    bool dn_truncated;
+};
+
+/*
+ * Decodes one DER certificate (as found by kg_tls_find_server_cert()) with
+ * OpenSSL's d2i_X509 and fills *out. The digests cover exactly
+ * [der, der+len). Returns 0, or KG_ERR_PARSE when the bytes are not a
+ * certificate OpenSSL can read (then *out is zeroed), KG_ERR_NOMEM when
+ * OpenSSL fails to allocate. Thread-safe; allocates inside OpenSSL (the
+ * decoded certificate, a memory BIO), so call it once per certificate, not
+ * per packet.
+ */
+int kg_x509_summary(const uint8_t *der, size_t len, struct kg_x509_info *out);
 
 /* ---- TLS handshake (RFC 8446 section 4, RFC 5246 section 7.4) ---------- */
 
@@ -118,9 +222,24 @@ int kg_tls_parse_client_hello(const uint8_t *p, size_t len, char transport, stru
  * handshake bytes, records already stripped) and reports the first
  * certificate of the first Certificate message (TLS 1.2 and below; in TLS
  * 1.3 it is encrypted). Returns 1 with *cert and *cert_len pointing into p when
- * found, 0 when not (yet) present, -1 when malformed.
+ * found (as soon as that certificate is complete, even if the rest of the
+ * chain is not), 0 when not (yet) present or the chain is empty, -1 when
+ * malformed, including a message type a server's clear-text flight cannot
+ * carry (e.g. encrypted bytes). cert and cert_len may be NULL.
  */
 int kg_tls_find_server_cert(const uint8_t *p, size_t len, const uint8_t **cert, size_t *cert_len);
+
+/* What a ServerHello tells (RFC 8446 4.1.3). */
+struct kg_tls_server_hello {
+    uint16_t legacy_version;
+    uint16_t version; /* negotiated: supported_versions when present (TLS 1.3), else legacy_version */
+    uint16_t cipher;
+    char ja3s[33];    /* JA3S MD5 of "SSLVersion,Cipher,SSLExtension" (GREASE removed), "" if unavailable */
+};
+
+/* Parses a ServerHello handshake message (`p` at its handshake header; the
+ * whole message present). Returns 0, or -1 when malformed. */
+int kg_tls_parse_server_hello(const uint8_t *p, size_t len, struct kg_tls_server_hello *out);
 
 /* ---- QUIC Initial (RFC 9000, RFC 9001 section 5, RFC 9369 for v2) ------- */
 

@@ -22,6 +22,7 @@
  * a few microseconds): a client sends one to three Initial datagrams per
  * connection, so caching them per flow would not pay for its memory.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -50,22 +51,31 @@ struct quic_version {
 };
 
 /* RFC 9001 section 5.2. */
-static const struct quic_version k_v1 = {
-    {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17,
-     0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a},
-    "quic key", "quic iv", "quic hp", 0, 3};
+static const struct quic_version k_v1 = {{0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17,
+                                          0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a},
+                                         "quic key",
+                                         "quic iv",
+                                         "quic hp",
+                                         0,
+                                         3};
 
 /* RFC 9369 sections 3.2 (packet types), 3.3.1 (salt), 3.3.2 (labels). */
-static const struct quic_version k_v2 = {
-    {0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93,
-     0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9, 0xbd, 0x2e, 0xd9},
-    "quicv2 key", "quicv2 iv", "quicv2 hp", 1, 0};
+static const struct quic_version k_v2 = {{0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93,
+                                          0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9, 0xbd, 0x2e, 0xd9},
+                                         "quicv2 key",
+                                         "quicv2 iv",
+                                         "quicv2 hp",
+                                         1,
+                                         0};
 
 /* draft-ietf-quic-tls-29 section 5.2, unchanged up to draft 32. */
-static const struct quic_version k_draft29 = {
-    {0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97,
-     0x86, 0xf1, 0x9c, 0x61, 0x11, 0xe0, 0x43, 0x90, 0xa8, 0x99},
-    "quic key", "quic iv", "quic hp", 0, 3};
+static const struct quic_version k_draft29 = {{0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97,
+                                               0x86, 0xf1, 0x9c, 0x61, 0x11, 0xe0, 0x43, 0x90, 0xa8, 0x99},
+                                              "quic key",
+                                              "quic iv",
+                                              "quic hp",
+                                              0,
+                                              3};
 
 static const struct quic_version *find_version(uint32_t v)
 {
@@ -105,14 +115,16 @@ static bool hmac_sha256(EVP_MD_CTX *md, const uint8_t *key, size_t klen, const u
 
     if (klen > sizeof(pad)) return false;
     memset(pad, 0x36, sizeof(pad));
-    for (size_t i = 0; i < klen; i++) pad[i] ^= key[i];
+    for (size_t i = 0; i < klen; i++)
+        pad[i] ^= key[i];
     ok = EVP_DigestInit_ex(md, g_sha256, NULL) == 1 && EVP_DigestUpdate(md, pad, sizeof(pad)) == 1 &&
          (n1 == 0 || EVP_DigestUpdate(md, m1, n1) == 1) && (n2 == 0 || EVP_DigestUpdate(md, m2, n2) == 1) &&
          EVP_DigestFinal_ex(md, inner, &dl) == 1 && dl == 32;
     if (!ok) return false;
 
     memset(pad, 0x5c, sizeof(pad));
-    for (size_t i = 0; i < klen; i++) pad[i] ^= key[i];
+    for (size_t i = 0; i < klen; i++)
+        pad[i] ^= key[i];
     ok = EVP_DigestInit_ex(md, g_sha256, NULL) == 1 && EVP_DigestUpdate(md, pad, sizeof(pad)) == 1 &&
          EVP_DigestUpdate(md, inner, sizeof(inner)) == 1 && EVP_DigestFinal_ex(md, out, &dl) == 1 && dl == 32;
     return ok;
@@ -176,7 +188,8 @@ static bool rd_varint(struct rd *r, uint64_t *v)
     size_t n = (size_t)1 << (r->p[r->off] >> 6);
     if (r->len - r->off < n) return false;
     uint64_t x = r->p[r->off] & 0x3f;
-    for (size_t i = 1; i < n; i++) x = (x << 8) | r->p[r->off + i];
+    for (size_t i = 1; i < n; i++)
+        x = (x << 8) | r->p[r->off + i];
     r->off += n;
     *v = x;
     return true;
@@ -197,7 +210,8 @@ static size_t crypto_place(struct kg_quic_crypto *c, uint64_t off, const uint8_t
     size_t o = (size_t)off;
     size_t m = KG_MIN(n, (size_t)KG_QUIC_CRYPTO_MAX - o);
     memcpy(c->data + o, d, m);
-    for (size_t i = o; i < o + m; i++) c->have[i >> 3] |= (uint8_t)(1u << (i & 7));
+    for (size_t i = o; i < o + m; i++)
+        c->have[i >> 3] |= (uint8_t)(1u << (i & 7));
     return m;
 }
 
@@ -234,7 +248,8 @@ static size_t parse_frames(const uint8_t *f, size_t n, struct kg_quic_crypto *c)
         if (!rd_varint(&r, &type)) break;
         switch (type) {
         case 0x00: /* PADDING (19.1): runs of zero bytes */
-            while (r.off < r.len && f[r.off] == 0) r.off++;
+            while (r.off < r.len && f[r.off] == 0)
+                r.off++;
             break;
         case 0x01: /* PING (19.2) */
             break;
@@ -290,8 +305,10 @@ struct call_ctx {
 static int open_initial(struct call_ctx *cc, const struct quic_version *qv, const uint8_t *pkt, size_t pn_off,
                         size_t end, const uint8_t *dcid, size_t dcid_len, struct kg_quic_crypto *c)
 {
-    /* The sample is taken as if the packet number were 4 bytes long. */
-    if (end - pn_off < 4 + QUIC_SAMPLE_LEN) return -1;
+    /* The sample is taken as if the packet number were 4 bytes long. The
+     * header goes to OpenSSL as an int length (a UDP datagram is < 64 KiB;
+     * the check only matters for a caller passing something else). */
+    if (end - pn_off < 4 + QUIC_SAMPLE_LEN || pn_off > INT_MAX) return -1;
 
     if (!cc->have_keys || cc->keys_version != qv || cc->keys_dcid_len != dcid_len ||
         memcmp(cc->keys_dcid, dcid, dcid_len) != 0) {
@@ -330,7 +347,8 @@ static int open_initial(struct call_ctx *cc, const struct quic_version *qv, cons
 
     uint8_t nonce[12];
     memcpy(nonce, k->iv, sizeof(nonce));
-    for (size_t i = 0; i < 8; i++) nonce[11 - i] ^= (uint8_t)(pn >> (8 * i));
+    for (size_t i = 0; i < 8; i++)
+        nonce[11 - i] ^= (uint8_t)(pn >> (8 * i));
 
     uint8_t tag[QUIC_TAG_LEN];
     memcpy(tag, pkt + end - QUIC_TAG_LEN, sizeof(tag));

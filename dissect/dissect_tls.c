@@ -19,7 +19,6 @@
  */
 #include <pthread.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -37,10 +36,8 @@
 #define EXT_ALPN 0x0010
 #define EXT_SUPPORTED_VERSIONS 0x002b
 
-/* JA4 sorts cipher and extension lists. Up to this many values are sorted
- * in a stack array; a longer list (only hostile or synthetic hellos: a
- * ClientHello may carry 32767 cipher suites) is emitted by bucket passes
- * instead, which need no array (see emit_sorted). */
+/* JA4 sorts cipher and extension lists in a stack array of this many
+ * values (4 KiB); longer lists are sorted in runs (see emit_sorted). */
 #define SORT_STACK_MAX 2048
 
 /* ---- lazily fetched digests -------------------------------------------- */
@@ -278,8 +275,8 @@ static int parse_hello(const uint8_t *p, size_t len, bool dtls, struct hello *h,
     const uint8_t *skip;
     size_t n;
     if (!rd_u16(&r, &h->legacy_version)) return -1;
-    if (!rd_span(&r, 32, &skip)) return -1; /* random */
-    if (!rd_vec8(&r, &skip, &n)) return -1; /* legacy_session_id */
+    if (!rd_span(&r, 32, &skip)) return -1;         /* random */
+    if (!rd_vec8(&r, &skip, &n)) return -1;         /* legacy_session_id */
     if (dtls && !rd_vec8(&r, &skip, &n)) return -1; /* cookie */
     if (!rd_vec16(&r, &h->ciphers, &h->ciphers_len)) return -1;
     if (h->ciphers_len % 2 != 0) return -1;
@@ -450,56 +447,104 @@ static void emit_dec_list(struct sink *s, const struct u16_list *l)
     }
 }
 
-static int cmp_u16(const void *a, const void *b)
+/* In-place heapsort: O(n log n) whatever the input, no recursion and no
+ * allocation (glibc's qsort may malloc a buffer for arrays over 1 KiB). */
+static void sift_down(uint16_t *v, size_t root, size_t n)
 {
-    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+    uint16_t x = v[root];
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n) break;
+        if (child + 1 < n && v[child + 1] > v[child]) child++;
+        if (v[child] <= x) break;
+        v[root] = v[child];
+        root = child;
+    }
+    v[root] = x;
+}
+
+static void sort_u16(uint16_t *v, size_t n)
+{
+    if (n < 2) return;
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(v, i, n);
+    for (size_t end = n - 1; end > 0; end--) {
+        uint16_t t = v[0];
+        v[0] = v[end];
+        v[end] = t;
+        sift_down(v, 0, end);
+    }
+}
+
+/* Sorts v[0..n) and emits it, ','-separated, continuing *written. */
+static void emit_array(struct sink *s, uint16_t *v, size_t n, unsigned *written)
+{
+    sort_u16(v, n);
+    for (size_t i = 0; i < n; i++) {
+        if ((*written)++) sink_char(s, ',');
+        sink_hex4(s, v[i]);
+    }
 }
 
 /*
  * JA4: 4-digit lower-case hex values sorted (numeric order is hex order),
  * joined by ','; duplicates stay. Returns how many were written.
  *
- * Lists up to SORT_STACK_MAX values are copied and sorted. Longer ones are
- * emitted one high byte at a time: a first pass marks the high bytes that
- * occur, then each marked high byte costs one pass that counts its low
- * bytes. At most 256 passes over at most 32767 values (a few million
- * steps), no allocation; real hellos never get here.
+ * Up to SORT_STACK_MAX values are copied to the stack and sorted. A longer
+ * list (only hostile or synthetic hellos: up to 32767 cipher suites) is
+ * emitted by high byte: a first pass counts the values of each high byte,
+ * then each pass collects a run of consecutive high bytes whose values fit
+ * the array, sorts and emits them. Two consecutive runs always hold more
+ * than SORT_STACK_MAX values, so a 32767-value list takes about 35 passes;
+ * a high byte with more values than the array is emitted by counting its
+ * low bytes instead. No allocation, O(n) memory never needed.
  */
 static unsigned emit_sorted(struct sink *s, const struct u16_list *l, bool drop_sni_alpn)
 {
     uint16_t v[SORT_STACK_MAX];
+    uint16_t per_hi[256] = {0}; /* a list holds < 32768 values: no overflow */
     size_t n = 0, total = 0, off = 0;
+    unsigned written = 0;
     uint16_t x;
-    uint8_t hi_seen[32] = {0};
 
     while (list_next(l, &off, &x)) {
         if (!keep(x, drop_sni_alpn)) continue;
         if (n < SORT_STACK_MAX) v[n++] = x;
-        hi_seen[x >> 11] |= (uint8_t)(1u << ((x >> 8) & 7));
+        per_hi[x >> 8]++;
         total++;
     }
     if (total <= SORT_STACK_MAX) {
-        qsort(v, n, sizeof(v[0]), cmp_u16);
-        for (size_t i = 0; i < n; i++) {
-            if (i) sink_char(s, ',');
-            sink_hex4(s, v[i]);
-        }
-        return (unsigned)n;
+        emit_array(s, v, n, &written);
+        return written;
     }
 
-    unsigned written = 0;
-    for (unsigned hi = 0; hi < 256; hi++) {
-        if (!(hi_seen[hi >> 3] & (1u << (hi & 7)))) continue;
-        uint16_t cnt[256] = {0}; /* a list holds < 32768 values: no overflow */
+    unsigned hi = 0;
+    while (hi < 256) {
+        if (per_hi[hi] > SORT_STACK_MAX) {
+            uint16_t cnt[256] = {0};
+            off = 0;
+            while (list_next(l, &off, &x))
+                if ((x >> 8) == hi && keep(x, drop_sni_alpn)) cnt[x & 0xff]++;
+            for (unsigned lo = 0; lo < 256; lo++) {
+                for (unsigned k = 0; k < cnt[lo]; k++) {
+                    if (written++) sink_char(s, ',');
+                    sink_hex4(s, (uint16_t)(hi << 8 | lo));
+                }
+            }
+            hi++;
+            continue;
+        }
+        unsigned first = hi;
+        size_t run = 0;
+        while (hi < 256 && per_hi[hi] <= SORT_STACK_MAX && run + per_hi[hi] <= SORT_STACK_MAX)
+            run += per_hi[hi++];
+        if (run == 0) continue;
+        n = 0;
         off = 0;
         while (list_next(l, &off, &x))
-            if ((x >> 8) == hi && keep(x, drop_sni_alpn)) cnt[x & 0xff]++;
-        for (unsigned lo = 0; lo < 256; lo++) {
-            for (unsigned k = 0; k < cnt[lo]; k++) {
-                if (written++) sink_char(s, ',');
-                sink_hex4(s, (uint16_t)(hi << 8 | lo));
-            }
-        }
+            if ((x >> 8) >= first && (x >> 8) < hi && keep(x, drop_sni_alpn) && n < SORT_STACK_MAX)
+                v[n++] = x;
+        emit_array(s, v, n, &written);
     }
     return written;
 }
@@ -542,16 +587,26 @@ static void compute_ja3(const struct hello *h, EVP_MD_CTX *ctx, struct kg_tls_cl
 static const char *ja4_version(uint16_t v)
 {
     switch (v) {
-    case 0x0304: return "13";
-    case 0x0303: return "12";
-    case 0x0302: return "11";
-    case 0x0301: return "10";
-    case 0x0300: return "s3";
-    case 0x0002: return "s2";
-    case 0xfeff: return "d1";
-    case 0xfefd: return "d2";
-    case 0xfefc: return "d3";
-    default: return "00";
+    case 0x0304:
+        return "13";
+    case 0x0303:
+        return "12";
+    case 0x0302:
+        return "11";
+    case 0x0301:
+        return "10";
+    case 0x0300:
+        return "s3";
+    case 0x0002:
+        return "s2";
+    case 0xfeff:
+        return "d1";
+    case 0xfefd:
+        return "d2";
+    case 0xfefc:
+        return "d3";
+    default:
+        return "00";
     }
 }
 
@@ -580,7 +635,8 @@ static void ja4_alpn(const struct hello *h, char out[2])
     }
 }
 
-static void compute_ja4(const struct hello *h, char transport, EVP_MD_CTX *ctx, struct kg_tls_client_hello *out)
+static void compute_ja4(const struct hello *h, char transport, EVP_MD_CTX *ctx,
+                        struct kg_tls_client_hello *out)
 {
     struct u16_list ciphers = {h->ciphers, h->ciphers_len, false};
     struct u16_list exts = {h->exts, h->exts_len, true};
@@ -717,5 +773,65 @@ int kg_tls_find_server_cert(const uint8_t *p, size_t len, const uint8_t **cert, 
         if (len - off - 4 < mlen) return 0; /* message not complete yet */
         off += 4 + mlen;
     }
+    return 0;
+}
+
+/* ---- ServerHello: negotiated version, cipher, JA3S ------------------------ */
+
+int kg_tls_parse_server_hello(const uint8_t *p, size_t len, struct kg_tls_server_hello *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* RFC 8446 4.1.3 / RFC 5246 7.4.1.3: type(1) length(3) version(2)
+     * random(32) session_id<0..32> cipher_suite(2) compression(1)
+     * extensions<0..2^16-1> (optional before TLS 1.2). */
+    if (len < 4 || p[0] != 2) return -1;
+    size_t mlen = be24(p + 1);
+    if (mlen > len - 4 || mlen < 38) return -1;
+    const uint8_t *m = p + 4;
+    size_t off = 0;
+    out->legacy_version = be16(m);
+    off = 2 + 32;
+    size_t sid = m[off];
+    off += 1 + sid;
+    if (off + 3 > mlen) return -1;
+    out->cipher = be16(m + off);
+    off += 3;
+    out->version = out->legacy_version;
+
+    char ja3s[1024];
+    size_t n = 0;
+    int w = snprintf(ja3s, sizeof(ja3s), "%u,%u,", out->legacy_version, out->cipher);
+    if (w < 0) return -1;
+    n = (size_t)w;
+    if (off + 2 <= mlen) {
+        size_t elen = be16(m + off);
+        off += 2;
+        if (elen > mlen - off) return -1;
+        size_t end = off + elen;
+        bool first = true;
+        while (off + 4 <= end) {
+            uint16_t type = be16(m + off), l = be16(m + off + 2);
+            if (off + 4 + l > end) return -1;
+            if (type == 0x002b && l == 2) out->version = be16(m + off + 4); /* supported_versions (TLS 1.3) */
+            if (!is_grease(type) && n + 8 < sizeof(ja3s)) {
+                w = snprintf(ja3s + n, sizeof(ja3s) - n, "%s%u", first ? "" : "-", type);
+                if (w > 0) n += (size_t)w;
+                first = false;
+            }
+            off += 4 + (size_t)l;
+        }
+        if (off != end) return -1;
+    }
+    /* JA3S (Salesforce): MD5 of "SSLVersion,Cipher,SSLExtension". */
+    pthread_once(&g_md_once, md_fetch_once);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!g_md5 || !EVP_Digest(ja3s, n, md, &mdlen, g_md5, NULL) || mdlen != 16) return 0;
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned i = 0; i < 16; i++) {
+        out->ja3s[2 * i] = hex[md[i] >> 4];
+        out->ja3s[2 * i + 1] = hex[md[i] & 15];
+    }
+    out->ja3s[32] = '\0';
     return 0;
 }

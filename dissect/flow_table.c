@@ -140,6 +140,14 @@ void kg_flow_table_touch(struct kg_flow_table *t, struct kg_flow *f)
     lru_push_head(t, f);
 }
 
+void kg_flow_table_set_class(struct kg_flow_table *t, struct kg_flow *f, enum kg_lru_class cls)
+{
+    if (f->lru_class == cls) return;
+    lru_unlink(t, f);
+    f->lru_class = (uint8_t)cls;
+    lru_push_head(t, f);
+}
+
 struct kg_flow *kg_flow_table_oldest(struct kg_flow_table *t, enum kg_lru_class cls)
 {
     return t->lru_tail[cls] ? &t->flows[t->lru_tail[cls] - 1] : NULL;

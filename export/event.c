@@ -400,6 +400,13 @@ void kg_event_format_alert(struct kg_buf *out, const struct kg_alert *a)
     append_cstr(out, proto_name(k->proto, tmp));
     APPEND_LIT(out, ",\"app_proto\":");
     append_cstr(out, f->app_proto ? f->app_proto : "unknown");
+    if (a->community_id) {
+        APPEND_LIT(out, ",\"community_id\":");
+        append_cstr(out, a->community_id);
+    }
+    kg_event_append_geo(out, "src_geo", a->src_geo);
+    kg_event_append_geo(out, "dest_geo", a->dest_geo);
+    kg_event_append_ndpi(out, f);
 
     /* alert */
     const char *type = ind_type_name(ind->type);
@@ -419,7 +426,7 @@ void kg_event_format_alert(struct kg_buf *out, const struct kg_alert *a)
     APPEND_LIT(out, ",\"category\":");
     append_cstr(out, category ? category : "Threat indicator match");
     APPEND_LIT(out, ",\"severity\":");
-    append_u64(out, (uint64_t)ind_severity(ind));
+    append_u64(out, (uint64_t)(a->severity >= 1 && a->severity <= 3 ? a->severity : ind_severity(ind)));
     kg_buf_append_char(out, '}');
 
     /* indicator */

@@ -8,6 +8,7 @@
  */
 #include "export/export_int.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,24 @@ static const struct {
     {"-", true, &kg_sink_stdout_ops},
     {"file:", false, &kg_sink_file_ops},
     {"redis://", false, &kg_sink_redis_ops},
+    {"rediss://", false, &kg_sink_rediss_ops},
+    {"redis-sentinel://", false, &kg_sink_redis_sentinel_ops},
+    {"rediss-sentinel://", false, &kg_sink_rediss_sentinel_ops},
 };
+
+/* Bumped by kg_sinks_request_reopen() (possibly in a signal handler); file
+ * sinks compare it with the value they last saw. */
+static _Atomic uint64_t g_reopen_generation;
+
+void kg_sinks_request_reopen(void)
+{
+    atomic_fetch_add_explicit(&g_reopen_generation, 1, memory_order_relaxed);
+}
+
+uint64_t kg_sink_reopen_generation(void)
+{
+    return atomic_load_explicit(&g_reopen_generation, memory_order_relaxed);
+}
 
 struct kg_sink *kg_sink_new(const char *spec, struct kg_err *err)
 {
@@ -43,9 +61,12 @@ struct kg_sink *kg_sink_new(const char *spec, struct kg_err *err)
         if (!s->name) s->name = kg_xstrdup(spec);
         return s;
     }
+    /* Only the scheme is echoed: the rest may hold a password. */
+    const size_t shown = strcspn(spec, ":/?@");
     kg_err_set(err, KG_ERR_INVAL,
-               "unknown output '%.64s': expected stdout, -, file:PATH or redis://[:password@]host:port/key",
-               spec);
+               "unknown output '%.*s': expected stdout, -, file:PATH, redis://, rediss://, redis-sentinel:// "
+               "or rediss-sentinel:// (see docs/OUTPUTS.md)",
+               (int)KG_MIN(shown, (size_t)32), spec);
     return NULL;
 }
 

@@ -1,7 +1,7 @@
 /*
  * indicators/indicators.c — the indicator set: storage of the indicators,
- * normalisation of their values, duplicate detection, and the match_*()
- * lookups the workers call.
+ * normalisation of their values, duplicate detection, validity windows, and
+ * the match_*() lookups the workers call.
  *
  * Threads: a set is filled and finalized by one control-plane thread; after
  * kg_indicator_set_finalize() nothing in it changes, and the match functions
@@ -9,19 +9,26 @@
  * of threads at once.
  *
  * Ownership: the set owns everything reachable from it. Strings live in an
- * arena of large chunks (a feed of a million indicators makes a few hundred
+ * arena of large chunks (ten million indicators make a few thousand
  * allocations, not millions), freed at once by kg_indicator_set_free().
+ * No normalised key is stored: a table slot holds a 32-bit tag and the id,
+ * and a tag match is confirmed against the listed value re-normalised on
+ * the fly (see indicators_int.h), which keeps the set at about 90 bytes
+ * plus the value per indicator.
  */
 #include "indicators/indicators_int.h"
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <sys/random.h>
+#include <time.h>
 
 /* --- the set and its arena -------------------------------------------------------- */
 
-#define KG_IND_CHUNK_SIZE (64u * 1024u)
+#define KG_IND_CHUNK_SIZE (256u * 1024u)
+
 
 struct arena_chunk {
     struct arena_chunk *next;
@@ -29,30 +36,51 @@ struct arena_chunk {
     alignas(max_align_t) unsigned char data[];
 };
 
+/* A distinct source name, with its per-type counts (count_by_source). */
+struct source {
+    const char *name;
+    size_t count[KG_IND_TYPE_COUNT];
+};
+
 struct kg_indicator_set {
     struct kg_indicator *inds; /* by id */
-    struct kg_ind_key *keys;   /* normalised key of inds[id] */
     uint32_t n, cap;
     size_t count[KG_IND_TYPE_COUNT];
     uint64_t seed; /* per set, so hash collisions cannot be planned across sets */
 
-    struct kg_ind_prefix_index v4, v6; /* ADDR and SUBNET */
-    struct kg_ind_htab domains;        /* aux = key length */
-    struct kg_ind_htab urls;           /* aux = host length */
-    struct kg_ind_htab hashes[2];      /* CERT_HASH, JA3; aux unused */
-    size_t domain_max_len;             /* longest DOMAIN key: bounds the suffix walk */
+    struct kg_ind_v4 v4; /* ADDR and SUBNET */
+    struct kg_ind_v6 v6;
+    struct kg_ind_htab tabs[KG_IND_TYPE_COUNT]; /* DOMAIN and the exact-value types, by type */
+    size_t domain_max_len;                       /* longest DOMAIN key: bounds the suffix walk */
+    bool has_validity;                           /* some indicator has a bounded window */
+    uint32_t *parent; /* with has_validity: next shorter IPv4 prefix of a /0-/24 one */
 
-    struct arena_chunk *arena;
-    struct kg_buf scratch; /* normalised key under construction (control plane) */
+    struct source *srcs;
+    uint32_t nsrcs, srcs_cap;
+    struct kg_ind_htab src_tab;
+    const char *last_src; /* the last source pointer seen, and its index */
+    uint32_t last_src_idx;
+
+    /* Values of the exact-key types, as records [id][length][value NUL] in
+     * 256 KiB chunks, addressed by a 32-bit reference (chunk << 16 |
+     * offset / 4) that table slots hold instead of the id: a lookup reads
+     * the slot, then the record, and never the indicator array. */
+    char **vchunks;
+    uint32_t nvchunks, vchunks_cap;
+    size_t vused; /* bytes used in the last chunk */
+
+    struct arena_chunk *arena;  /* pointer-aligned allocations */
+    struct arena_chunk *sarena; /* strings, unaligned */
+    struct kg_buf scratch;      /* normalised key under construction (control plane) */
+    struct kg_buf rescratch;    /* the same while a table grows */
     bool finalized;
 };
 
-void *kg_ind_set_alloc(struct kg_indicator_set *s, size_t n)
+static void *arena_alloc(struct arena_chunk **head, size_t n, size_t align)
 {
-    const size_t align = alignof(void *);
-    n = (n + align - 1) & ~(align - 1);
-    struct arena_chunk *c = s->arena;
-    if (!c || c->cap - c->used < n) {
+    struct arena_chunk *c = *head;
+    size_t used = c ? (c->used + align - 1) & ~(align - 1) : 0;
+    if (!c || used > c->cap || c->cap - used < n) {
         /* Big requests get a chunk of their own, linked behind the current
          * one so the current chunk's free space stays in use. */
         size_t cap = n > KG_IND_CHUNK_SIZE / 4 ? n : KG_IND_CHUNK_SIZE;
@@ -64,21 +92,73 @@ void *kg_ind_set_alloc(struct kg_indicator_set *s, size_t n)
             c->next = nc;
         } else {
             nc->next = c;
-            s->arena = nc;
+            *head = nc;
         }
         c = nc;
+        used = 0;
     }
-    void *p = c->data + c->used;
-    c->used += n;
+    void *p = c->data + used;
+    c->used = used + n;
     return p;
+}
+
+static void arena_free(struct arena_chunk *c)
+{
+    for (struct arena_chunk *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+}
+
+void *kg_ind_set_alloc(struct kg_indicator_set *s, size_t n)
+{
+    return arena_alloc(&s->arena, n ? n : 1, alignof(void *));
 }
 
 const char *kg_ind_set_strdup(struct kg_indicator_set *s, const char *p, size_t n)
 {
-    char *d = kg_ind_set_alloc(s, n + 1);
+    char *d = arena_alloc(&s->sarena, n + 1, 1);
     memcpy(d, p, n);
     d[n] = '\0';
     return d;
+}
+
+#define KG_IND_VCHUNK_SIZE (256u * 1024u)
+#define KG_IND_VCHUNK_MAX 65536u
+
+struct vrec {
+    uint32_t id, len;
+    char value[]; /* NUL-terminated */
+};
+
+static inline const struct vrec *rec_at(const struct kg_indicator_set *s, uint32_t ref)
+{
+    return (const struct vrec *)(s->vchunks[ref >> 16] + (size_t)(ref & 0xffffu) * 4);
+}
+
+/* Stores a value record; returns its reference, or KG_IND_NONE when 16 GiB
+ * of values are used up. len is at most KG_IND_VALUE_MAX (normalise). */
+static uint32_t vrec_add(struct kg_indicator_set *s, uint32_t id, const char *v, size_t len, const char **stored)
+{
+    size_t need = (sizeof(struct vrec) + len + 1 + 3) & ~(size_t)3;
+    if (!s->nvchunks || KG_IND_VCHUNK_SIZE - s->vused < need) {
+        if (s->nvchunks == KG_IND_VCHUNK_MAX) return KG_IND_NONE;
+        if (s->nvchunks == s->vchunks_cap) {
+            s->vchunks_cap = s->vchunks_cap ? s->vchunks_cap * 2 : 16;
+            s->vchunks = kg_xrealloc(s->vchunks, s->vchunks_cap * sizeof(*s->vchunks));
+        }
+        s->vchunks[s->nvchunks++] = kg_xmalloc(KG_IND_VCHUNK_SIZE);
+        s->vused = 0;
+    }
+    uint32_t ref = (s->nvchunks - 1) << 16 | (uint32_t)(s->vused / 4);
+    struct vrec *r = (struct vrec *)(s->vchunks[s->nvchunks - 1] + s->vused);
+    r->id = id;
+    r->len = (uint32_t)len;
+    memcpy(r->value, v, len);
+    r->value[len] = '\0';
+    s->vused += need;
+    *stored = r->value;
+    return ref;
 }
 
 /* --- set lifetime ------------------------------------------------------------- */
@@ -95,42 +175,49 @@ struct kg_indicator_set *kg_indicator_set_new(void)
 {
     struct kg_indicator_set *s = kg_xcalloc(1, sizeof(*s));
     s->seed = new_seed();
-    kg_ind_prefix_init(&s->v4, 4);
-    kg_ind_prefix_init(&s->v6, 16);
     kg_buf_init(&s->scratch);
+    kg_buf_init(&s->rescratch);
     return s;
 }
 
 void kg_indicator_set_free(struct kg_indicator_set *s)
 {
     if (!s) return;
-    kg_ind_prefix_free(&s->v4);
-    kg_ind_prefix_free(&s->v6);
-    kg_ind_htab_free(&s->domains);
-    kg_ind_htab_free(&s->urls);
-    kg_ind_htab_free(&s->hashes[0]);
-    kg_ind_htab_free(&s->hashes[1]);
-    for (struct arena_chunk *c = s->arena, *next; c; c = next) {
-        next = c->next;
-        free(c);
-    }
+    kg_ind_v4_free(&s->v4);
+    kg_ind_v6_free(&s->v6);
+    for (int t = 0; t < KG_IND_TYPE_COUNT; t++)
+        kg_ind_htab_free(&s->tabs[t]);
+    kg_ind_htab_free(&s->src_tab);
+    arena_free(s->arena);
+    arena_free(s->sarena);
+    for (uint32_t i = 0; i < s->nvchunks; i++)
+        free(s->vchunks[i]);
+    free(s->vchunks);
     kg_buf_free(&s->scratch);
+    kg_buf_free(&s->rescratch);
+    free(s->parent);
+    free(s->srcs);
     free(s->inds);
-    free(s->keys);
     free(s);
 }
 
 void kg_indicator_set_finalize(struct kg_indicator_set *s)
 {
-    if (s->finalized) return;
+    if (!s || s->finalized) return;
     /* Give back the growth slack; no pointer to an indicator has been handed
      * out yet (matching starts after finalize), so moving them is safe. */
     if (s->n && s->n < s->cap) {
         s->inds = kg_xrealloc(s->inds, s->n * sizeof(*s->inds));
-        s->keys = kg_xrealloc(s->keys, s->n * sizeof(*s->keys));
         s->cap = s->n;
     }
+    if (s->has_validity && s->n) {
+        s->parent = kg_xmalloc(s->n * sizeof(*s->parent));
+        memset(s->parent, 0xff, s->n * sizeof(*s->parent));
+    }
+    kg_ind_v4_build(&s->v4, s->parent);
+    kg_ind_htab_free(&s->src_tab);
     kg_buf_free(&s->scratch);
+    kg_buf_free(&s->rescratch);
     s->finalized = true;
 }
 
@@ -154,6 +241,12 @@ const char *kg_ind_type_name(enum kg_ind_type t)
         return "CERT_HASH";
     case KG_IND_JA3:
         return "JA3";
+    case KG_IND_JA4:
+        return "JA4";
+    case KG_IND_FILE_HASH:
+        return "FILE_HASH";
+    case KG_IND_SOFTWARE:
+        return "SOFTWARE";
     default:
         return "UNKNOWN";
     }
@@ -170,7 +263,39 @@ size_t kg_indicator_set_total(const struct kg_indicator_set *s)
     return s ? s->n : 0;
 }
 
-/* --- normalisation -------------------------------------------------------------- */
+void kg_indicator_set_count_by_source(const struct kg_indicator_set *s,
+                                      void (*cb)(void *user, const char *source, enum kg_ind_type type,
+                                                 size_t count),
+                                      void *user)
+{
+    if (!s || !cb) return;
+    for (uint32_t i = 0; i < s->nsrcs; i++)
+        for (int t = 0; t < KG_IND_TYPE_COUNT; t++)
+            if (s->srcs[i].count[t]) cb(user, s->srcs[i].name, (enum kg_ind_type)t, s->srcs[i].count[t]);
+}
+
+static inline bool window_has(const struct kg_indicator *ind, uint64_t now)
+{
+    return (ind->valid_from_us == 0 || now >= ind->valid_from_us) &&
+           (ind->valid_until_us == 0 || now < ind->valid_until_us);
+}
+
+size_t kg_indicator_set_count_invalid(const struct kg_indicator_set *s, uint64_t now_us)
+{
+    size_t k = 0;
+    for (uint32_t i = 0; s && s->has_validity && i < s->n; i++)
+        k += !window_has(&s->inds[i], now_us);
+    return k;
+}
+
+/* The hot-path check: one well-predicted branch when no indicator of the
+ * set has a window (the usual case for Zeek feeds). */
+static inline bool valid_at(const struct kg_indicator_set *s, uint32_t id, uint64_t now)
+{
+    return !now || !s->has_validity || window_has(&s->inds[id], now);
+}
+
+/* --- value helpers ---------------------------------------------------------------- */
 
 static inline char lower_ascii(char c)
 {
@@ -178,7 +303,7 @@ static inline char lower_ascii(char c)
 }
 
 /* Hex digit value + 1, 0 for anything else: a table, because match_hash()
- * decodes 32-40 digits per TLS handshake. */
+ * decodes 32-64 digits per TLS handshake. */
 #define HEXV(c, v) [c] = (v) + 1
 static const uint8_t hex_plus1[256] = {
     HEXV('0', 0),  HEXV('1', 1),  HEXV('2', 2),  HEXV('3', 3),  HEXV('4', 4),  HEXV('5', 5),
@@ -188,7 +313,7 @@ static const uint8_t hex_plus1[256] = {
 };
 #undef HEXV
 
-static inline int hexval(char c)
+int kg_ind_hexval(char c)
 {
     return (int)hex_plus1[(unsigned char)c] - 1;
 }
@@ -198,11 +323,31 @@ static inline int hexval(char c)
 static bool hex_decode(uint8_t *out, const char *hex, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = kg_ind_hexval(hex[2 * i]), lo = kg_ind_hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) return false;
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return true;
+}
+
+/* Decodes "aabbcc..." or, when colons are allowed, "AA:BB:CC:..." (how
+ * certificate fingerprints are often printed) into at most 32 bytes.
+ * Returns the digest length, 0 when the text is neither. */
+static size_t digest_decode(uint8_t *out, const char *p, size_t n, bool colons)
+{
+    if (colons && n > 2 && p[2] == ':') {
+        if ((n + 1) % 3 || (n + 1) / 3 > 32) return 0;
+        size_t d = (n + 1) / 3;
+        for (size_t i = 0; i < d; i++) {
+            if (i + 1 < d && p[3 * i + 2] != ':') return 0;
+            int hi = kg_ind_hexval(p[3 * i]), lo = kg_ind_hexval(p[3 * i + 1]);
+            if (hi < 0 || lo < 0) return 0;
+            out[i] = (uint8_t)(hi << 4 | lo);
+        }
+        return d;
+    }
+    if (n % 2 || n / 2 > 32 || n == 0) return 0;
+    return hex_decode(out, p, n / 2) ? n / 2 : 0;
 }
 
 static bool has_prefix_nocase(const char *p, size_t n, const char *prefix)
@@ -229,15 +374,75 @@ static size_t http_scheme_len(const char *p, size_t n)
     return 0;
 }
 
+/* Host with a default ":80" port dropped (the Host header omits it, RFC 9110 7.2). */
+static size_t host_drop_default_port(const char *host, size_t n)
+{
+    if (n > 3 && memcmp(host + n - 3, ":80", 3) == 0) return n - 3;
+    return n;
+}
+
+/* A URL value cut into host (":80" dropped, case kept) and path; `slash`
+ * says the path lacks the leading "/" the normalised form has ("evil.com"
+ * is "evil.com/", "evil.com?q" is "evil.com/?q"). */
+struct url_parts {
+    const char *host, *path;
+    size_t host_len, path_len;
+    bool slash;
+};
+
+static void url_split(const char *v, size_t n, struct url_parts *u)
+{
+    size_t skip = http_scheme_len(v, n);
+    v += skip;
+    n -= skip;
+    size_t hl = 0;
+    while (hl < n && v[hl] != '/' && v[hl] != '?')
+        hl++;
+    u->host = v;
+    u->path = v + hl;
+    u->path_len = n - hl;
+    u->host_len = host_drop_default_port(v, hl);
+    u->slash = u->path_len == 0 || u->path[0] == '?';
+}
+
+bool kg_ind_is_ja4(const char *p, size_t n)
+{
+    /* FoxIO JA4: JA4_a "t13d1516h2" = protocol (t TCP, q QUIC, d DTLS),
+     * version (2 chars), SNI (d domain / i IP), cipher and extension counts
+     * (2 digits each), first and last ALPN characters; then two 12-digit
+     * truncated SHA256 hashes: "_8daaf6152771_e5627efa2ab1". */
+    if (n != 36 || p[10] != '_' || p[23] != '_') return false;
+    char c0 = lower_ascii(p[0]);
+    if (c0 != 't' && c0 != 'q' && c0 != 'd') return false;
+    for (int i = 1; i < 3; i++) {
+        char c = lower_ascii(p[i]);
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'))) return false;
+    }
+    char sni = lower_ascii(p[3]);
+    if (sni != 'd' && sni != 'i') return false;
+    for (int i = 4; i < 8; i++)
+        if (p[i] < '0' || p[i] > '9') return false;
+    for (int i = 8; i < 10; i++) {
+        char c = lower_ascii(p[i]);
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'))) return false;
+    }
+    for (int i = 11; i < 36; i++)
+        if (i != 23 && kg_ind_hexval(p[i]) < 0) return false;
+    return true;
+}
+
+/* --- normalisation -------------------------------------------------------------- */
+
 /* A normalised value, ready for the duplicate check and insertion. */
 struct norm {
-    const uint8_t *key; /* into addr[], digest[] or s->scratch */
+    const uint8_t *key; /* into digest[] or a kg_buf; string types */
     size_t key_len;
-    uint32_t aux; /* URL: host length */
-    uint8_t addr[16];
-    uint8_t digest[20];
+    size_t host_len; /* URL: the host part of key */
+    uint8_t digest[32];
     uint8_t family; /* ADDR/SUBNET: 4 or 6 */
     uint8_t plen;   /* ADDR/SUBNET: prefix length */
+    uint32_t v4;    /* masked, host order */
+    uint64_t hi, lo; /* IPv6, masked, host order */
 };
 
 /* Parses an IPv4 or IPv6 address (inet_pton's strict syntax: no leading
@@ -281,19 +486,20 @@ static int norm_addr(const char *v, size_t n, bool subnet, struct norm *out, str
     if (plen > bits) return kg_err_set(err, KG_ERR_PARSE, "CIDR prefix length %u exceeds %u", plen, bits);
     /* Host bits are masked, not rejected: "10.1.2.3/8" is how many feeds
      * write 10.0.0.0/8. The value stays as listed. */
-    kg_ind_prefix_mask(out->addr, raw, bits / 8, plen);
     out->plen = (uint8_t)plen;
-    out->key = out->addr;
-    out->key_len = bits / 8;
+    if (out->family == 4) {
+        uint32_t a;
+        memcpy(&a, raw, 4);
+        out->v4 = kg_ind_v4_mask(be32toh(a), plen);
+    } else {
+        kg_ind_v6_load(raw, plen, &out->hi, &out->lo);
+    }
     return 0;
 }
 
-/* RFC 1035 2.3.4 limits. */
-#define KG_IND_DOMAIN_MAX 253
-#define KG_IND_LABEL_MAX 63
-
-static int norm_domain(struct kg_indicator_set *s, const char *v, size_t n, struct norm *out,
-                       struct kg_err *err)
+/* Writes the normalised form of a domain to buf (lower case, no "*." and no
+ * trailing dot). */
+static int norm_domain(struct kg_buf *buf, const char *v, size_t n, struct norm *out, struct kg_err *err)
 {
     /* "*.evil.com" means evil.com and its subdomains, which is what a
      * DOMAIN indicator matches anyway. */
@@ -305,8 +511,8 @@ static int norm_domain(struct kg_indicator_set *s, const char *v, size_t n, stru
     if (n == 0) return kg_err_set(err, KG_ERR_PARSE, "empty domain");
     if (n > KG_IND_DOMAIN_MAX)
         return kg_err_set(err, KG_ERR_PARSE, "domain longer than %d bytes", KG_IND_DOMAIN_MAX);
-    kg_buf_reset(&s->scratch);
-    kg_buf_reserve(&s->scratch, n);
+    kg_buf_reset(buf);
+    kg_buf_reserve(buf, n);
     size_t label = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
@@ -320,30 +526,24 @@ static int norm_domain(struct kg_indicator_set *s, const char *v, size_t n, stru
         } else if (++label > KG_IND_LABEL_MAX) {
             return kg_err_set(err, KG_ERR_PARSE, "domain label longer than %d bytes", KG_IND_LABEL_MAX);
         }
-        s->scratch.data[i] = lower_ascii((char)c);
+        buf->data[i] = lower_ascii((char)c);
     }
     if (label == 0) return kg_err_set(err, KG_ERR_PARSE, "empty label in domain");
-    out->key = (const uint8_t *)s->scratch.data;
+    buf->len = n;
+    out->key = (const uint8_t *)buf->data;
     out->key_len = n;
     return 0;
 }
 
-/* Host with a default ":80" port dropped (the Host header omits it, RFC 9110 7.2). */
-static size_t host_drop_default_port(const char *host, size_t n)
+static int norm_url(struct kg_buf *buf, const char *v, size_t n, struct norm *out, struct kg_err *err)
 {
-    if (n > 3 && memcmp(host + n - 3, ":80", 3) == 0) return n - 3;
-    return n;
-}
-
-static int norm_url(struct kg_indicator_set *s, const char *v, size_t n, struct norm *out, struct kg_err *err)
-{
+    if (n > KG_IND_VALUE_MAX) return kg_err_set(err, KG_ERR_PARSE, "URL longer than %d bytes", KG_IND_VALUE_MAX);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
         if (c <= 0x20 || c == 0x7f)
             return kg_err_set(err, KG_ERR_PARSE, "invalid character 0x%02x in URL", c);
     }
-    size_t skip = http_scheme_len(v, n);
-    if (!skip) {
+    if (!http_scheme_len(v, n)) {
         /* Another scheme (RFC 3986 3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" /
          * "." ) ":") followed by "//" would load as a host named "ftp:" and
          * never match. A "://" later on, in a query, is fine. */
@@ -353,44 +553,81 @@ static int norm_url(struct kg_indicator_set *s, const char *v, size_t n, struct 
         if (i > 0 && n - i >= 3 && memcmp(v + i, "://", 3) == 0)
             return kg_err_set(err, KG_ERR_PARSE, "unsupported URL scheme (only http:// and https://)");
     }
-    v += skip;
-    n -= skip;
-    size_t host_len = 0;
-    while (host_len < n && v[host_len] != '/' && v[host_len] != '?')
-        host_len++;
-    const char *path = v + host_len;
-    size_t path_len = n - host_len;
-    host_len = host_drop_default_port(v, host_len);
-    if (host_len == 0) return kg_err_set(err, KG_ERR_PARSE, "URL without a host");
-    if (host_len > KG_IND_NAME_MAX) return kg_err_set(err, KG_ERR_PARSE, "URL host too long");
-
-    kg_buf_reset(&s->scratch);
-    for (size_t i = 0; i < host_len; i++)
-        kg_buf_append_char(&s->scratch, lower_ascii(v[i]));
-    /* A request line always carries a path: "evil.com" is "evil.com/" on the
-     * wire, and "evil.com?q" is "evil.com/?q". */
-    if (path_len == 0 || path[0] == '?') kg_buf_append_char(&s->scratch, '/');
-    kg_buf_append(&s->scratch, path, path_len);
-    out->key = (const uint8_t *)s->scratch.data;
-    out->key_len = s->scratch.len;
-    out->aux = (uint32_t)host_len;
+    struct url_parts u;
+    url_split(v, n, &u);
+    if (u.host_len == 0) return kg_err_set(err, KG_ERR_PARSE, "URL without a host");
+    if (u.host_len > KG_IND_NAME_MAX) return kg_err_set(err, KG_ERR_PARSE, "URL host too long");
+    kg_buf_reset(buf);
+    for (size_t i = 0; i < u.host_len; i++)
+        kg_buf_append_char(buf, lower_ascii(u.host[i]));
+    if (u.slash) kg_buf_append_char(buf, '/');
+    kg_buf_append(buf, u.path, u.path_len);
+    out->key = (const uint8_t *)buf->data;
+    out->key_len = buf->len;
+    out->host_len = u.host_len;
     return 0;
 }
 
-static int norm_hash(const char *v, size_t n, size_t digest_len, struct norm *out, struct kg_err *err)
+static int norm_digest(enum kg_ind_type type, const char *v, size_t n, struct norm *out, struct kg_err *err)
 {
-    if (n != 2 * digest_len)
-        return kg_err_set(err, KG_ERR_PARSE, "hash must be %zu hex digits, got %zu characters",
-                          2 * digest_len, n);
-    if (!hex_decode(out->digest, v, digest_len))
-        return kg_err_set(err, KG_ERR_PARSE, "hash contains a non-hex character");
+    size_t d = digest_decode(out->digest, v, n, type == KG_IND_CERT_HASH);
+    bool ok;
+    switch (type) {
+    case KG_IND_CERT_HASH:
+        ok = d == 20 || d == 32;
+        if (!ok && (d || (n != 40 && n != 64)))
+            return kg_err_set(err, KG_ERR_PARSE,
+                              "hash must be 40 or 64 hex digits (SHA1, SHA256), got %zu characters", n);
+        break;
+    case KG_IND_JA3:
+        if (n != 32) return kg_err_set(err, KG_ERR_PARSE, "hash must be 32 hex digits, got %zu characters", n);
+        ok = d == 16;
+        break;
+    default: /* FILE_HASH */
+        if (n != 32 && n != 40 && n != 64)
+            return kg_err_set(err, KG_ERR_PARSE,
+                              "hash must be 32, 40 or 64 hex digits (MD5, SHA1, SHA256), got %zu characters", n);
+        ok = d == n / 2;
+        break;
+    }
+    if (!ok) return kg_err_set(err, KG_ERR_PARSE, "hash contains a non-hex character");
     out->key = out->digest;
-    out->key_len = digest_len;
+    out->key_len = d;
     return 0;
 }
 
-static int normalise(struct kg_indicator_set *s, enum kg_ind_type type, const char *v, size_t n,
-                     struct norm *out, struct kg_err *err)
+static int norm_ja4(struct kg_buf *buf, const char *v, size_t n, struct norm *out, struct kg_err *err)
+{
+    if (!kg_ind_is_ja4(v, n))
+        return kg_err_set(err, KG_ERR_PARSE, "not a JA4 fingerprint (like t13d1516h2_8daaf6152771_e5627efa2ab1)");
+    kg_buf_reset(buf);
+    for (size_t i = 0; i < n; i++)
+        kg_buf_append_char(buf, lower_ascii(v[i]));
+    out->key = (const uint8_t *)buf->data;
+    out->key_len = n;
+    return 0;
+}
+
+static int norm_software(const char *v, size_t n, struct norm *out, struct kg_err *err)
+{
+    if (n == 0) return kg_err_set(err, KG_ERR_PARSE, "empty User-Agent");
+    if (n > KG_IND_VALUE_MAX)
+        return kg_err_set(err, KG_ERR_PARSE, "User-Agent longer than %d bytes", KG_IND_VALUE_MAX);
+    if (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' || v[n - 1] == '\t')
+        return kg_err_set(err, KG_ERR_PARSE, "User-Agent with blanks around it");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        /* RFC 9110 5.5: a field value has no control characters but HTAB. */
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return kg_err_set(err, KG_ERR_PARSE, "invalid character 0x%02x in User-Agent", c);
+    }
+    out->key = (const uint8_t *)v;
+    out->key_len = n;
+    return 0;
+}
+
+static int normalise(struct kg_buf *buf, enum kg_ind_type type, const char *v, size_t n, struct norm *out,
+                     struct kg_err *err)
 {
     memset(out, 0, sizeof(*out));
     if (memchr(v, '\0', n)) return kg_err_set(err, KG_ERR_PARSE, "NUL byte in value");
@@ -400,87 +637,182 @@ static int normalise(struct kg_indicator_set *s, enum kg_ind_type type, const ch
     case KG_IND_SUBNET:
         return norm_addr(v, n, true, out, err);
     case KG_IND_DOMAIN:
-        return norm_domain(s, v, n, out, err);
+        return norm_domain(buf, v, n, out, err);
     case KG_IND_URL:
-        return norm_url(s, v, n, out, err);
+        return norm_url(buf, v, n, out, err);
     case KG_IND_CERT_HASH:
-        return norm_hash(v, n, 20, out, err);
     case KG_IND_JA3:
-        return norm_hash(v, n, 16, out, err);
+    case KG_IND_FILE_HASH:
+        return norm_digest(type, v, n, out, err);
+    case KG_IND_JA4:
+        return norm_ja4(buf, v, n, out, err);
+    case KG_IND_SOFTWARE:
+        return norm_software(v, n, out, err);
     default:
         return kg_err_set(err, KG_ERR_INVAL, "unknown indicator type %d", (int)type);
     }
 }
 
-/* --- exact-key lookups shared by insertion and matching --------------------------- */
+/* --- exact-key tables: hashing and confirming a tag match ---------------------------- */
 
-static uint64_t url_hash(const struct kg_indicator_set *s, const char *host, size_t host_len,
-                         const char *path, size_t path_len)
+static uint64_t url_hash(uint64_t seed, const char *host, size_t host_len, const char *path, size_t path_len)
 {
-    return kg_ind_hash(path, path_len, kg_ind_hash(host, host_len, s->seed));
+    return kg_ind_hash(path, path_len, kg_ind_hash(host, host_len, seed));
 }
 
-static uint32_t find_domain(const struct kg_indicator_set *s, const char *name, size_t len, uint64_t h)
+/* Hash of a normalised key in its type's table. */
+static uint64_t key_hash(const struct kg_indicator_set *s, enum kg_ind_type type, const struct norm *nv)
 {
-    uint32_t pos = kg_ind_htab_start(&s->domains, h);
-    for (const struct kg_ind_slot *sl; (sl = kg_ind_htab_next(&s->domains, h, &pos)) != NULL;) {
-        if (sl->aux == len && memcmp(s->keys[sl->id].p, name, len) == 0) return sl->id;
+    switch (type) {
+    case KG_IND_DOMAIN:
+        return kg_ind_domain_hash((const char *)nv->key, nv->key_len, s->seed);
+    case KG_IND_URL:
+        return url_hash(s->seed, (const char *)nv->key, nv->host_len, (const char *)nv->key + nv->host_len,
+                        nv->key_len - nv->host_len);
+    default:
+        return kg_ind_hash(nv->key, nv->key_len, s->seed + (uint64_t)type);
+    }
+}
+
+/* Does the indicator's listed value normalise to the key (a, an) — for a
+ * URL the host a and the path b? Runs on a tag match only, i.e. on hits. */
+static bool value_eq(enum kg_ind_type type, const struct vrec *r, const char *a, size_t an, const char *b,
+                     size_t bn)
+{
+    const char *v = r->value;
+    size_t n = r->len;
+    switch (type) {
+    case KG_IND_DOMAIN:
+        if (n >= 2 && v[0] == '*' && v[1] == '.') {
+            v += 2;
+            n -= 2;
+        }
+        if (n > 0 && v[n - 1] == '.') n--;
+        if (n != an) return false;
+        for (size_t i = 0; i < n; i++)
+            if (lower_ascii(v[i]) != a[i]) return false;
+        return true;
+    case KG_IND_URL: {
+        struct url_parts u;
+        url_split(v, n, &u);
+        if (u.host_len != an) return false;
+        for (size_t i = 0; i < an; i++)
+            if (lower_ascii(u.host[i]) != a[i]) return false;
+        if (u.slash) {
+            if (bn != u.path_len + 1 || b[0] != '/') return false;
+            b++;
+            bn--;
+        }
+        return bn == u.path_len && memcmp(b, u.path, bn) == 0;
+    }
+    case KG_IND_CERT_HASH:
+    case KG_IND_JA3:
+    case KG_IND_FILE_HASH: {
+        uint8_t d[32];
+        size_t dl = digest_decode(d, v, n, type == KG_IND_CERT_HASH);
+        return dl == an && memcmp(d, a, an) == 0;
+    }
+    case KG_IND_JA4:
+        if (n != an) return false;
+        for (size_t i = 0; i < n; i++)
+            if (lower_ascii(v[i]) != a[i]) return false;
+        return true;
+    case KG_IND_SOFTWARE:
+        return n == an && memcmp(v, a, n) == 0;
+    default:
+        return false;
+    }
+}
+
+static uint32_t find_key(const struct kg_indicator_set *s, enum kg_ind_type type, uint64_t h, const char *a,
+                         size_t an, const char *b, size_t bn)
+{
+    const struct kg_ind_htab *t = &s->tabs[type];
+    uint32_t pos = kg_ind_htab_start(t, h), ref;
+    while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
+        const struct vrec *r = rec_at(s, ref);
+        if (value_eq(type, r, a, an, b, bn)) return r->id;
     }
     return KG_IND_NONE;
 }
 
-static uint32_t find_url(const struct kg_indicator_set *s, const char *host, size_t host_len,
-                         const char *path, size_t path_len)
+/* find_key for a normalised value (duplicate detection). */
+static uint32_t find_key_norm(const struct kg_indicator_set *s, enum kg_ind_type type, const struct norm *nv)
 {
-    uint64_t h = url_hash(s, host, host_len, path, path_len);
-    uint32_t pos = kg_ind_htab_start(&s->urls, h);
-    for (const struct kg_ind_slot *sl; (sl = kg_ind_htab_next(&s->urls, h, &pos)) != NULL;) {
-        const struct kg_ind_key *k = &s->keys[sl->id];
-        if (sl->aux == host_len && k->len == host_len + path_len && memcmp(k->p, host, host_len) == 0 &&
-            memcmp(k->p + host_len, path, path_len) == 0)
-            return sl->id;
-    }
-    return KG_IND_NONE;
+    const char *k = (const char *)nv->key;
+    if (type == KG_IND_URL)
+        return find_key(s, type, key_hash(s, type, nv), k, nv->host_len, k + nv->host_len,
+                        nv->key_len - nv->host_len);
+    return find_key(s, type, key_hash(s, type, nv), k, nv->key_len, NULL, 0);
 }
 
-static uint32_t find_digest(const struct kg_indicator_set *s, int which, const uint8_t *d, size_t len)
-{
-    const struct kg_ind_htab *t = &s->hashes[which];
-    uint64_t h = kg_ind_hash(d, len, s->seed);
-    uint32_t pos = kg_ind_htab_start(t, h);
-    for (const struct kg_ind_slot *sl; (sl = kg_ind_htab_next(t, h, &pos)) != NULL;) {
-        if (memcmp(s->keys[sl->id].p, d, len) == 0) return sl->id;
-    }
-    return KG_IND_NONE;
-}
+/* Growing a table: the hash of an entry, from its listed value. */
+struct rehash_ctx {
+    struct kg_indicator_set *s;
+    enum kg_ind_type type;
+};
 
-static struct kg_ind_prefix_index *prefix_index(struct kg_indicator_set *s, uint8_t family)
+static uint64_t rehash_indicator(const void *ctx, uint32_t tag, uint32_t ref)
 {
-    return family == 4 ? &s->v4 : &s->v6;
+    (void)tag;
+    const struct rehash_ctx *c = ctx;
+    const struct vrec *r = rec_at(c->s, ref);
+    struct norm nv;
+    if (normalise(&c->s->rescratch, c->type, r->value, r->len, &nv, NULL) < 0) abort(); /* it was accepted */
+    return key_hash(c->s, c->type, &nv);
 }
 
 /* The indicator with the same type class and normalised key, or KG_IND_NONE.
  * ADDR and SUBNET share the address index: "1.2.3.4" and "1.2.3.4/32" are
  * the same indicator. */
-static uint32_t find_existing(struct kg_indicator_set *s, enum kg_ind_type type, const struct norm *nv)
+static uint32_t find_existing(const struct kg_indicator_set *s, enum kg_ind_type type, const struct norm *nv)
 {
     switch (type) {
     case KG_IND_ADDR:
     case KG_IND_SUBNET:
-        return kg_ind_prefix_find(prefix_index(s, nv->family), s->keys, nv->key, nv->plen, s->seed);
-    case KG_IND_DOMAIN:
-        return find_domain(s, (const char *)nv->key, nv->key_len,
-                           kg_ind_domain_hash((const char *)nv->key, nv->key_len, s->seed));
-    case KG_IND_URL:
-        return find_url(s, (const char *)nv->key, nv->aux, (const char *)nv->key + nv->aux,
-                        nv->key_len - nv->aux);
-    case KG_IND_CERT_HASH:
-        return find_digest(s, 0, nv->key, nv->key_len);
-    case KG_IND_JA3:
-        return find_digest(s, 1, nv->key, nv->key_len);
+        if (nv->family == 4) return kg_ind_v4_find(&s->v4, nv->v4, nv->plen, s->seed);
+        return kg_ind_v6_find(&s->v6, nv->hi, nv->lo, nv->plen, s->seed);
     default:
-        return KG_IND_NONE;
+        return find_key_norm(s, type, nv);
     }
+}
+
+/* --- sources ------------------------------------------------------------------------ */
+
+static uint64_t source_hash(const struct kg_indicator_set *s, const char *name)
+{
+    return kg_ind_hash(name, strlen(name), s->seed);
+}
+
+static uint64_t rehash_source(const void *ctx, uint32_t tag, uint32_t id)
+{
+    (void)tag;
+    const struct kg_indicator_set *s = ctx;
+    return source_hash(s, s->srcs[id].name);
+}
+
+/* Index of the source called `name` (set-owned), added if new. Feeds repeat
+ * one source on every line, so the last pointer seen answers most calls. */
+static uint32_t source_index(struct kg_indicator_set *s, const char *name)
+{
+    if (name == s->last_src && s->nsrcs) return s->last_src_idx;
+    uint64_t h = source_hash(s, name);
+    uint32_t pos = kg_ind_htab_start(&s->src_tab, h), id;
+    while ((id = kg_ind_htab_next(&s->src_tab, kg_ind_tag(h), &pos)) != KG_IND_NONE)
+        if (strcmp(s->srcs[id].name, name) == 0) break;
+    if (id == KG_IND_NONE) {
+        if (s->nsrcs == s->srcs_cap) {
+            s->srcs_cap = s->srcs_cap ? s->srcs_cap * 2 : 8;
+            s->srcs = kg_xrealloc(s->srcs, s->srcs_cap * sizeof(*s->srcs));
+        }
+        id = s->nsrcs++;
+        memset(&s->srcs[id], 0, sizeof(s->srcs[id]));
+        s->srcs[id].name = name;
+        kg_ind_htab_insert(&s->src_tab, h, kg_ind_tag(h), id, rehash_source, s);
+    }
+    s->last_src = name;
+    s->last_src_idx = id;
+    return id;
 }
 
 /* --- insertion ----------------------------------------------------------------------- */
@@ -491,129 +823,244 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
     if (s->finalized) return kg_err_set(err, KG_ERR_INVAL, "indicator set is finalized");
     if ((unsigned)in->type >= KG_IND_TYPE_COUNT)
         return kg_err_set(err, KG_ERR_INVAL, "unknown indicator type %d", (int)in->type);
+    if (in->valid_from_us && in->valid_until_us && in->valid_until_us <= in->valid_from_us)
+        return kg_err_set(err, KG_ERR_PARSE, "validity window is empty (valid_until is not after valid_from)");
     struct norm nv;
-    int rc = normalise(s, in->type, in->value, in->value_len, &nv, err);
+    int rc = normalise(&s->scratch, in->type, in->value, in->value_len, &nv, err);
     if (rc < 0) return rc;
     uint32_t old = find_existing(s, in->type, &nv);
     if (old != KG_IND_NONE) {
         if (dup) *dup = &s->inds[old];
         return 1;
     }
-    if (s->n >= KG_IND_NONE - 1) return kg_err_set(err, KG_ERR_FULL, "too many indicators");
+    if (s->n >= KG_IND_MAX_COUNT) return kg_err_set(err, KG_ERR_FULL, "too many indicators");
 
     if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 256;
-        if (s->cap >= KG_IND_NONE) s->cap = KG_IND_NONE - 1;
-        s->inds = kg_xrealloc(s->inds, (size_t)s->cap * sizeof(*s->inds));
-        s->keys = kg_xrealloc(s->keys, (size_t)s->cap * sizeof(*s->keys));
+        /* Doubling; a large array is grown by mremap inside realloc, so the
+         * copy (and a transient second array) is avoided. */
+        size_t ncap = s->cap ? (size_t)s->cap * 2 : 256;
+        if (ncap > KG_IND_MAX_COUNT) ncap = KG_IND_MAX_COUNT;
+        s->inds = kg_xrealloc(s->inds, ncap * sizeof(*s->inds));
+        s->cap = (uint32_t)ncap;
     }
     uint32_t id = s->n;
-    struct kg_ind_key *k = &s->keys[id];
-    uint8_t *kp = kg_ind_set_alloc(s, nv.key_len ? nv.key_len : 1);
-    memcpy(kp, nv.key, nv.key_len);
-    k->p = kp;
-    k->len = (uint32_t)nv.key_len;
-    k->aux = nv.aux;
-
     struct kg_indicator *ind = &s->inds[id];
     memset(ind, 0, sizeof(*ind));
     ind->type = in->type;
     ind->id = id;
-    ind->value = kg_ind_set_strdup(s, in->value, in->value_len);
-    ind->source = in->source;
-    ind->file = in->file;
+    uint32_t ref = KG_IND_NONE;
+    if (in->type == KG_IND_ADDR || in->type == KG_IND_SUBNET) {
+        ind->value = kg_ind_set_strdup(s, in->value, in->value_len);
+    } else {
+        ref = vrec_add(s, id, in->value, in->value_len, &ind->value);
+        if (ref == KG_IND_NONE) return kg_err_set(err, KG_ERR_FULL, "too many indicator values (16 GiB)");
+    }
+    uint32_t src = source_index(s, in->source ? in->source : "");
+    ind->source = s->srcs[src].name;
+    ind->feed_id = in->feed_id ? in->feed_id : "";
+    ind->desc = in->desc ? in->desc : "";
+    ind->file = in->file ? in->file : "";
     ind->line = in->line;
-    ind->severity = in->severity;
-    ind->nmeta = in->nmeta;
-    if (in->nmeta) {
-        const char **vals = kg_ind_set_alloc(s, in->nmeta * sizeof(*vals));
-        memcpy(vals, in->meta_values, in->nmeta * sizeof(*vals));
+    ind->severity = (int8_t)(in->severity >= 1 && in->severity <= 3 ? in->severity : 0);
+    ind->valid_from_us = in->valid_from_us;
+    ind->valid_until_us = in->valid_until_us;
+    if (in->valid_from_us || in->valid_until_us) s->has_validity = true;
+    uint32_t nmeta = in->nmeta > UINT16_MAX ? UINT16_MAX : in->nmeta;
+    ind->nmeta = (uint16_t)nmeta;
+    if (nmeta) {
+        const char **vals = kg_ind_set_alloc(s, nmeta * sizeof(*vals));
+        memcpy(vals, in->meta_values, nmeta * sizeof(*vals));
         ind->meta_values = vals;
         if (in->meta_keys_shared) {
             ind->meta_keys = in->meta_keys;
         } else {
-            const char **keys = kg_ind_set_alloc(s, in->nmeta * sizeof(*keys));
-            memcpy(keys, in->meta_keys, in->nmeta * sizeof(*keys));
+            const char **keys = kg_ind_set_alloc(s, nmeta * sizeof(*keys));
+            memcpy(keys, in->meta_keys, nmeta * sizeof(*keys));
             ind->meta_keys = keys;
         }
     }
+    s->n++;
 
     switch (in->type) {
     case KG_IND_ADDR:
     case KG_IND_SUBNET:
-        kg_ind_prefix_insert(prefix_index(s, nv.family), kp, nv.plen, id, s->seed);
+        if (nv.family == 4)
+            kg_ind_v4_insert(&s->v4, nv.v4, nv.plen, id, s->seed);
+        else
+            kg_ind_v6_insert(&s->v6, nv.hi, nv.lo, nv.plen, id, s->seed);
         break;
-    case KG_IND_DOMAIN:
-        kg_ind_htab_insert(&s->domains, kg_ind_domain_hash((const char *)kp, nv.key_len, s->seed), id,
-                           (uint32_t)nv.key_len);
-        if (nv.key_len > s->domain_max_len) s->domain_max_len = nv.key_len;
-        break;
-    case KG_IND_URL:
-        kg_ind_htab_insert(
-            &s->urls, url_hash(s, (const char *)kp, nv.aux, (const char *)kp + nv.aux, nv.key_len - nv.aux),
-            id, nv.aux);
-        break;
-    case KG_IND_CERT_HASH:
-    case KG_IND_JA3:
-        kg_ind_htab_insert(&s->hashes[in->type == KG_IND_JA3], kg_ind_hash(kp, nv.key_len, s->seed), id, 0);
-        break;
-    default:
+    default: {
+        uint64_t h = key_hash(s, in->type, &nv);
+        struct rehash_ctx rctx = {s, in->type};
+        kg_ind_htab_insert(&s->tabs[in->type], h, kg_ind_tag(h), ref, rehash_indicator, &rctx);
+        if (in->type == KG_IND_DOMAIN && nv.key_len > s->domain_max_len) s->domain_max_len = nv.key_len;
         break;
     }
-    s->n++;
+    }
     s->count[in->type]++;
+    s->srcs[src].count[in->type]++;
     return 0;
 }
 
-int kg_indicator_set_add(struct kg_indicator_set *s, enum kg_ind_type type, const char *value,
-                         const char *source, struct kg_err *err)
+int kg_indicator_set_add_spec(struct kg_indicator_set *s, const struct kg_indicator_spec *spec,
+                              struct kg_err *err)
 {
-    if (!s || !value) return kg_err_set(err, KG_ERR_INVAL, "invalid arguments");
+    if (!s || !spec || !spec->value) return kg_err_set(err, KG_ERR_INVAL, "invalid arguments");
+    if (s->finalized) return kg_err_set(err, KG_ERR_INVAL, "indicator set is finalized");
+    if (spec->valid_from_us && spec->valid_until_us && spec->valid_until_us <= spec->valid_from_us)
+        return kg_err_set(err, KG_ERR_INVAL, "validity window is empty (valid_until is not after valid_from)");
+#define DUP(str) ((str) && *(str) ? kg_ind_set_strdup(s, (str), strlen(str)) : "")
     struct kg_ind_input in = {
-        .type = type,
-        .value = value,
-        .value_len = strlen(value),
-        .source = source && *source ? kg_ind_set_strdup(s, source, strlen(source)) : "",
+        .type = spec->type,
+        .value = spec->value,
+        .value_len = strlen(spec->value),
+        .source = DUP(spec->source),
+        .feed_id = DUP(spec->feed_id),
+        .desc = DUP(spec->desc),
         .file = "",
+        .severity = spec->severity,
+        .valid_from_us = spec->valid_from_us,
+        .valid_until_us = spec->valid_until_us,
     };
+#undef DUP
     int rc = kg_ind_set_insert(s, &in, NULL, err);
     /* A duplicate is not an error: the first one stays, as with feed files. */
     return rc == 1 ? 0 : rc;
 }
 
+int kg_indicator_set_add(struct kg_indicator_set *s, enum kg_ind_type type, const char *value,
+                         const char *source, struct kg_err *err)
+{
+    struct kg_indicator_spec spec = {.type = type, .value = value, .source = source};
+    return kg_indicator_set_add_spec(s, &spec, err);
+}
+
 /* --- matching (worker hot path: no allocation, no writes) ---------------------------- */
 
-const struct kg_indicator *kg_indicator_match_addr(const struct kg_indicator_set *s, uint8_t family,
-                                                   const uint8_t *addr)
+static const struct kg_indicator *match_v4(const struct kg_indicator_set *s, uint32_t a, uint64_t now)
 {
-    if (!s || !addr || (family != 4 && family != 6)) return NULL;
-    const struct kg_ind_prefix_index *x = family == 4 ? &s->v4 : &s->v6;
-    uint32_t id = kg_ind_prefix_lookup(x, s->keys, addr, s->seed);
+    const struct kg_ind_v4 *x = &s->v4;
+    const struct kg_ind_htab *t32 = &x->tabs[32];
+    uint64_t h32 = 0;
+    if (t32->count) {
+        h32 = kg_ind_hash32(a, s->seed + 32);
+        kg_ind_htab_prefetch(t32, h32);
+    }
+    /* l1 (256 KiB) is normally in cache; the l2 entry is fetched while the
+     * /32 probe waits for its slot. */
+    const uint32_t *e2 = NULL;
+    uint32_t e = 0;
+    if (x->l1) {
+        e = x->l1[a >> 16];
+        if (e & 0x80000000u) {
+            e2 = &x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)];
+            __builtin_prefetch(e2);
+        }
+    }
+    if (t32->count) {
+        uint32_t pos = kg_ind_htab_start(t32, h32);
+        uint32_t id = kg_ind_htab_next(t32, a, &pos);
+        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+    }
+    if (!x->l1) return NULL;
+    if (e2) {
+        e = *e2;
+        if (e & 0x80000000u) {
+            /* All /25-/31 slots requested first: their misses overlap. */
+            for (unsigned i = 0; i < x->nlong; i++) {
+                unsigned plen = x->long_lens[i];
+                kg_ind_htab_prefetch(&x->tabs[plen], kg_ind_hash32(kg_ind_v4_mask(a, plen), s->seed + plen));
+            }
+            for (unsigned i = 0; i < x->nlong; i++) {
+                unsigned plen = x->long_lens[i];
+                uint32_t id = kg_ind_v4_find(x, kg_ind_v4_mask(a, plen), plen, s->seed);
+                if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+            }
+        }
+    }
+    uint32_t c = e & 0x7fffffffu;
+    if (!c) return NULL;
+    uint32_t id = c - 1;
+    /* An expired prefix gives way to the next shorter one that covers it. */
+    while (id != KG_IND_NONE && !valid_at(s, id, now))
+        id = s->parent ? s->parent[id] : KG_IND_NONE;
     return id == KG_IND_NONE ? NULL : &s->inds[id];
 }
 
-const struct kg_indicator *kg_indicator_match_domain(const struct kg_indicator_set *s, const char *name,
-                                                     size_t len)
+static const struct kg_indicator *match_v6(const struct kg_indicator_set *s, const uint8_t *addr, uint64_t now)
 {
-    if (!s || !name || s->domains.count == 0) return NULL;
+    const struct kg_ind_v6 *x = &s->v6;
+    kg_ind_v6_prefetch(x, addr, s->seed);
+    for (unsigned i = 0; i < x->nlens; i++) {
+        unsigned plen = x->lens[i];
+        uint64_t hi, lo;
+        kg_ind_v6_load(addr, plen, &hi, &lo);
+        uint32_t id = kg_ind_v6_find(x, hi, lo, plen, s->seed);
+        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+    }
+    return NULL;
+}
+
+const struct kg_indicator *kg_indicator_match_addr(const struct kg_indicator_set *s, uint8_t family,
+                                                   const uint8_t *addr, uint64_t now_us)
+{
+    if (!s || !addr) return NULL;
+    if (family == 4) {
+        uint32_t a;
+        memcpy(&a, addr, 4);
+        return match_v4(s, be32toh(a), now_us);
+    }
+    if (family == 6) return match_v6(s, addr, now_us);
+    return NULL;
+}
+
+/*
+ * The exact-key lookups (domain, URL, hashes, JA4, User-Agent) in two
+ * halves: lk_*() prepare a struct lookup (normalise the observed value,
+ * hash it, and prefetch the slots the probe will read), lk_finish() probes
+ * and confirms. A single match_*() call runs both; kg_indicator_match_batch()
+ * prepares a whole group first, so the memory accesses of its queries
+ * overlap instead of queuing one after the other.
+ */
+#define KG_LK_MAX_PROBES 128 /* a domain window of <= 254 bytes has <= 127 suffixes */
+
+struct lookup {
+    enum kg_ind_type type; /* the table probed */
+    unsigned n;            /* probes; 0: nothing can match */
+    uint64_t h[KG_LK_MAX_PROBES];
+    uint16_t start[KG_LK_MAX_PROBES]; /* DOMAIN: suffix start in buf */
+    size_t win;                       /* DOMAIN: window length */
+    const char *k, *b;                /* key; URL: host and path */
+    size_t kn, bn;
+    char buf[KG_IND_NAME_MAX];  /* lower-cased window, host, digest or JA4 */
+    char pbuf[KG_IND_NAME_MAX]; /* URL: "/" + a query-only request target */
+};
+
+static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t len, struct lookup *lk)
+{
+    const struct kg_ind_htab *t = &s->tabs[KG_IND_DOMAIN];
+    lk->type = KG_IND_DOMAIN;
+    lk->n = 0;
+    lk->k = lk->b = NULL;
+    lk->kn = lk->bn = 0;
+    if (!name || t->count == 0) return;
     if (len > 0 && name[len - 1] == '.') len--;
-    if (len == 0 || len > KG_IND_NAME_MAX) return NULL;
+    if (len == 0 || len > KG_IND_NAME_MAX) return;
 
     /* Only the last domain_max_len bytes can be part of a match, plus the
      * byte before them to see whether a label boundary is there: lower-case
      * just that window. */
-    char buf[KG_IND_DOMAIN_MAX + 1];
+    char *buf = lk->buf;
     size_t win = KG_MIN(len, s->domain_max_len + 1);
     const char *src = name + (len - win);
     for (size_t i = 0; i < win; i++)
         buf[i] = lower_ascii(src[i]);
+    lk->win = win;
 
-    /* Walk the suffixes that start on a label boundary, shortest first,
-     * folding one label into the hash at each step (kg_ind_domain_hash's
-     * order). The longest suffix found is the most specific indicator.
-     * Walking shortest first costs the same as longest first on a miss,
-     * which is the common case, and needs no per-label state. */
-    uint32_t best = KG_IND_NONE;
+    /* The suffixes that start on a label boundary, shortest first, each hash
+     * folded from the previous one (kg_ind_domain_hash's order); their slots
+     * are prefetched, so the probes wait for memory about once rather than
+     * once per label. */
     uint64_t h = s->seed;
     size_t end = win; /* end of the label to fold next, in buf */
     /* DNS names come in presentation form, where a '.' inside a label is
@@ -631,20 +1078,23 @@ const struct kg_indicator *kg_indicator_match_domain(const struct kg_indicator_s
             while (pos > bs && name[pos - bs - 1] == '\\') bs++;
             if (bs % 2) continue;
         }
-        size_t suffix_len = win - i;
-        if (suffix_len > s->domain_max_len) break;
+        if (win - i > s->domain_max_len || lk->n == KG_LK_MAX_PROBES) break;
         h = kg_ind_hash(buf + i, end - i, h);
-        uint32_t id = find_domain(s, buf + i, suffix_len, h);
-        if (id != KG_IND_NONE) best = id;
+        lk->h[lk->n] = h;
+        lk->start[lk->n++] = (uint16_t)i;
+        kg_ind_htab_prefetch(t, h);
         end = i ? i - 1 : 0;
     }
-    return best == KG_IND_NONE ? NULL : &s->inds[best];
 }
 
-const struct kg_indicator *kg_indicator_match_url(const struct kg_indicator_set *s, const char *host,
-                                                  size_t host_len, const char *uri, size_t uri_len)
+static void lk_url(const struct kg_indicator_set *s, const char *host, size_t host_len, const char *uri,
+                   size_t uri_len, struct lookup *lk)
 {
-    if (!s || s->urls.count == 0 || (!uri && uri_len)) return NULL;
+    lk->type = KG_IND_URL;
+    lk->n = 0;
+    lk->b = NULL;
+    lk->bn = 0;
+    if (s->tabs[KG_IND_URL].count == 0 || (!uri && uri_len)) return;
     /* A request to a proxy carries the absolute form (RFC 9112 3.2.2): the
      * authority in the URI wins over the Host header. */
     size_t skip = uri ? http_scheme_len(uri, uri_len) : 0;
@@ -657,37 +1107,284 @@ const struct kg_indicator *kg_indicator_match_url(const struct kg_indicator_set 
         uri = host + hl;
         uri_len = n - hl;
     }
-    if (!host) return NULL;
+    if (!host) return;
     host_len = host_drop_default_port(host, host_len);
-    if (host_len == 0 || host_len > KG_IND_NAME_MAX) return NULL;
-    char hbuf[KG_IND_NAME_MAX];
+    if (host_len == 0 || host_len > KG_IND_NAME_MAX) return;
     for (size_t i = 0; i < host_len; i++)
-        hbuf[i] = lower_ascii(host[i]);
+        lk->buf[i] = lower_ascii(host[i]);
 
     /* Mirror norm_url(): a missing path, or a query without one, is "/". */
-    char pbuf[KG_IND_NAME_MAX];
     if (uri_len == 0) {
         uri = "/";
         uri_len = 1;
     } else if (uri[0] == '?') {
-        if (uri_len >= sizeof(pbuf)) return NULL;
-        pbuf[0] = '/';
-        memcpy(pbuf + 1, uri, uri_len);
-        uri = pbuf;
+        if (uri_len >= sizeof(lk->pbuf)) return;
+        lk->pbuf[0] = '/';
+        memcpy(lk->pbuf + 1, uri, uri_len);
+        uri = lk->pbuf;
         uri_len++;
     }
-    uint32_t id = find_url(s, hbuf, host_len, uri, uri_len);
-    return id == KG_IND_NONE ? NULL : &s->inds[id];
+    lk->k = lk->buf;
+    lk->kn = host_len;
+    lk->b = uri;
+    lk->bn = uri_len;
+    lk->h[0] = url_hash(s->seed, lk->buf, host_len, uri, uri_len);
+    lk->n = 1;
+    kg_ind_htab_prefetch(&s->tabs[KG_IND_URL], lk->h[0]);
+}
+
+static void lk_hash(const struct kg_indicator_set *s, enum kg_ind_type type, const char *hex, size_t len,
+                    struct lookup *lk)
+{
+    lk->type = type;
+    lk->n = 0;
+    if (!hex || (unsigned)type >= KG_IND_TYPE_COUNT || s->tabs[type].count == 0) return;
+    switch (type) {
+    case KG_IND_CERT_HASH:
+    case KG_IND_JA3:
+    case KG_IND_FILE_HASH:
+        if (len != 32 && len != 40 && len != 64) return;
+        if ((type == KG_IND_JA3 && len != 32) || (type == KG_IND_CERT_HASH && len == 32)) return;
+        if (!hex_decode((uint8_t *)lk->buf, hex, len / 2)) return;
+        lk->kn = len / 2;
+        break;
+    case KG_IND_JA4:
+        if (len != 36) return;
+        for (size_t i = 0; i < len; i++)
+            lk->buf[i] = lower_ascii(hex[i]);
+        lk->kn = len;
+        break;
+    default:
+        return;
+    }
+    lk->k = lk->buf;
+    lk->b = NULL;
+    lk->bn = 0;
+    lk->h[0] = kg_ind_hash(lk->k, lk->kn, s->seed + (uint64_t)type);
+    lk->n = 1;
+    kg_ind_htab_prefetch(&s->tabs[type], lk->h[0]);
+}
+
+static void lk_software(const struct kg_indicator_set *s, const char *ua, size_t len, struct lookup *lk)
+{
+    lk->type = KG_IND_SOFTWARE;
+    lk->n = 0;
+    if (!ua || s->tabs[KG_IND_SOFTWARE].count == 0) return;
+    /* RFC 9110 5.5: blanks around a field value are not part of it. */
+    kg_ind_trim(&ua, &len);
+    if (len == 0) return;
+    lk->k = ua;
+    lk->kn = len;
+    lk->b = NULL;
+    lk->bn = 0;
+    lk->h[0] = kg_ind_hash(ua, len, s->seed + (uint64_t)KG_IND_SOFTWARE);
+    lk->n = 1;
+    kg_ind_htab_prefetch(&s->tabs[KG_IND_SOFTWARE], lk->h[0]);
+}
+
+/* Probes, longest domain suffix first; the first valid match is the most
+ * specific one. */
+static const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, const struct lookup *lk,
+                                            uint64_t now)
+{
+    for (unsigned k = lk->n; k-- > 0;) {
+        uint32_t id;
+        if (lk->type == KG_IND_DOMAIN)
+            id = find_key(s, KG_IND_DOMAIN, lk->h[k], lk->buf + lk->start[k], lk->win - lk->start[k], NULL, 0);
+        else
+            id = find_key(s, lk->type, lk->h[k], lk->k, lk->kn, lk->b, lk->bn);
+        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+    }
+    return NULL;
+}
+
+/* Batch stage: for each probe whose slot's tag matches, the value record
+ * is fetched ahead of the confirmation. */
+static void lk_prefetch_candidates(const struct kg_indicator_set *s, const struct lookup *lk)
+{
+    const struct kg_ind_htab *t = &s->tabs[lk->type];
+    for (unsigned k = 0; k < lk->n; k++) {
+        uint32_t pos = kg_ind_htab_start(t, lk->h[k]);
+        uint32_t ref = kg_ind_htab_next(t, kg_ind_tag(lk->h[k]), &pos);
+        if (ref != KG_IND_NONE) __builtin_prefetch(rec_at(s, ref));
+    }
+}
+
+const struct kg_indicator *kg_indicator_match_domain(const struct kg_indicator_set *s, const char *name,
+                                                     size_t len, uint64_t now_us)
+{
+    if (!s) return NULL;
+    struct lookup lk;
+    lk_domain(s, name, len, &lk);
+    return lk_finish(s, &lk, now_us);
+}
+
+const struct kg_indicator *kg_indicator_match_url(const struct kg_indicator_set *s, const char *host,
+                                                  size_t host_len, const char *uri, size_t uri_len,
+                                                  uint64_t now_us)
+{
+    if (!s) return NULL;
+    struct lookup lk;
+    lk_url(s, host, host_len, uri, uri_len, &lk);
+    return lk_finish(s, &lk, now_us);
 }
 
 const struct kg_indicator *kg_indicator_match_hash(const struct kg_indicator_set *s, enum kg_ind_type type,
-                                                   const char *hex, size_t len)
+                                                   const char *hex, size_t len, uint64_t now_us)
 {
-    if (!s || !hex) return NULL;
-    size_t dlen = type == KG_IND_CERT_HASH ? 20 : type == KG_IND_JA3 ? 16 : 0;
-    if (dlen == 0 || len != 2 * dlen) return NULL;
-    uint8_t d[20];
-    if (!hex_decode(d, hex, dlen)) return NULL;
-    uint32_t id = find_digest(s, type == KG_IND_JA3, d, dlen);
-    return id == KG_IND_NONE ? NULL : &s->inds[id];
+    if (!s) return NULL;
+    struct lookup lk;
+    lk_hash(s, type, hex, len, &lk);
+    return lk_finish(s, &lk, now_us);
+}
+
+const struct kg_indicator *kg_indicator_match_software(const struct kg_indicator_set *s, const char *ua,
+                                                       size_t len, uint64_t now_us)
+{
+    if (!s) return NULL;
+    struct lookup lk;
+    lk_software(s, ua, len, &lk);
+    return lk_finish(s, &lk, now_us);
+}
+
+/* Batch: addresses only prefetch here (their lookups read a slot or two,
+ * already overlapped by the prefetch); the exact-key types go through the
+ * staged lookup. */
+static void addr_prefetch(const struct kg_indicator_set *s, const struct kg_indicator_query *q)
+{
+    if (!q->value) return;
+    if (q->family == 4) {
+        const struct kg_ind_v4 *x = &s->v4;
+        uint32_t a;
+        memcpy(&a, q->value, 4);
+        a = be32toh(a);
+        if (x->tabs[32].count) kg_ind_htab_prefetch(&x->tabs[32], kg_ind_hash32(a, s->seed + 32));
+        if (x->l1) {
+            uint32_t e = x->l1[a >> 16];
+            if (e & 0x80000000u) __builtin_prefetch(&x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)]);
+        }
+    } else if (q->family == 6) {
+        kg_ind_v6_prefetch(&s->v6, q->value, s->seed);
+    }
+}
+
+#define KG_BATCH_GROUP 16
+
+void kg_indicator_match_batch(const struct kg_indicator_set *s, const struct kg_indicator_query *q, size_t n,
+                              const struct kg_indicator **out, uint64_t now_us)
+{
+    if (!out) return;
+    if (!s || !q) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = NULL;
+        return;
+    }
+    struct lookup lk[KG_BATCH_GROUP];
+    for (size_t base = 0; base < n; base += KG_BATCH_GROUP) {
+        size_t g = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
+        /* Stage 1: keys, hashes, slot prefetches. */
+        for (size_t i = 0; i < g; i++) {
+            const struct kg_indicator_query *x = &q[base + i];
+            lk[i].n = 0;
+            switch (x->type) {
+            case KG_IND_ADDR:
+            case KG_IND_SUBNET:
+                addr_prefetch(s, x);
+                break;
+            case KG_IND_DOMAIN:
+                lk_domain(s, x->value, x->len, &lk[i]);
+                break;
+            case KG_IND_URL:
+                lk_url(s, x->value, x->len, x->uri, x->uri_len, &lk[i]);
+                break;
+            case KG_IND_SOFTWARE:
+                lk_software(s, x->value, x->len, &lk[i]);
+                break;
+            default:
+                lk_hash(s, x->type, x->value, x->len, &lk[i]);
+                break;
+            }
+        }
+        /* Stage 2: the candidates' value records. */
+        for (size_t i = 0; i < g; i++)
+            if (lk[i].n) lk_prefetch_candidates(s, &lk[i]);
+        /* Stage 3: the lookups proper, on cached memory. */
+        for (size_t i = 0; i < g; i++) {
+            const struct kg_indicator_query *x = &q[base + i];
+            if (x->type == KG_IND_ADDR || x->type == KG_IND_SUBNET)
+                out[base + i] = kg_indicator_match_addr(s, x->family, x->value, now_us);
+            else
+                out[base + i] = lk_finish(s, &lk[i], now_us);
+        }
+    }
+}
+
+/* --- timestamps ------------------------------------------------------------------------ */
+
+static bool digits(const char *p, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool kg_ind_parse_time(const char *p, size_t n, uint64_t *us)
+{
+    kg_ind_trim(&p, &n);
+    if (n == 0) return false;
+    /* Integer seconds since the epoch. */
+    if (n <= 12 && p[0] >= '0' && p[0] <= '9' && (n < 5 || p[4] != '-')) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] < '0' || p[i] > '9') return false;
+            v = v * 10 + (uint64_t)(p[i] - '0');
+        }
+        *us = v * 1000000u;
+        return true;
+    }
+    /* YYYY-MM-DD[(T| )HH:MM:SS[.frac]][Z|(+|-)HH:MM] (RFC 3339 5.6). */
+    struct tm tm = {0};
+    int y, mo, d, hh = 0, mi = 0, ss = 0;
+    if (n < 10 || p[4] != '-' || p[7] != '-' || !digits(p, 4, &y) || !digits(p + 5, 2, &mo) ||
+        !digits(p + 8, 2, &d))
+        return false;
+    size_t i = 10;
+    uint64_t frac_us = 0;
+    int64_t offset_s = 0;
+    if (i < n) {
+        if ((p[i] != 'T' && p[i] != 't' && p[i] != ' ') || n < i + 9 || p[i + 3] != ':' || p[i + 6] != ':' ||
+            !digits(p + i + 1, 2, &hh) || !digits(p + i + 4, 2, &mi) || !digits(p + i + 7, 2, &ss))
+            return false;
+        i += 9;
+        if (i < n && p[i] == '.') {
+            uint64_t scale = 100000;
+            for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++, scale /= 10)
+                frac_us += (uint64_t)(p[i] - '0') * scale;
+        }
+        if (i < n && (p[i] == 'Z' || p[i] == 'z')) {
+            i++;
+        } else if (i < n && (p[i] == '+' || p[i] == '-')) {
+            int oh, om;
+            if (n < i + 6 || p[i + 3] != ':' || !digits(p + i + 1, 2, &oh) || !digits(p + i + 4, 2, &om))
+                return false;
+            offset_s = (p[i] == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60);
+            i += 6;
+        }
+        if (i != n) return false;
+    }
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || hh > 23 || mi > 59 || ss > 60) return false;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = hh;
+    tm.tm_min = mi;
+    tm.tm_sec = ss;
+    time_t t = timegm(&tm);
+    if (t < 0 || (int64_t)t - offset_s < 0) return false;
+    *us = (uint64_t)((int64_t)t - offset_s) * 1000000u + frac_us;
+    return true;
 }

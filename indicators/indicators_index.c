@@ -1,12 +1,13 @@
 /*
  * indicators/indicators_index.c — the lookup machinery under an indicator
  * set: a 64-bit hash, an open-addressing hash table, and the longest-prefix
- * address index built from one table per prefix length. See the comment at
- * the top of indicators_int.h for why these are hand-written.
+ * address indexes (IPv4: exact /32 table plus a 16-8 two-level table; IPv6:
+ * one table per prefix length). See the comment at the top of
+ * indicators_int.h for why these are hand-written.
  *
  * Threads: built by one control-plane thread; the lookup functions only
  * read and may run in any number of threads at once. Owns the slot arrays
- * of its tables (kg_ind_htab_free / kg_ind_prefix_free).
+ * of its tables (kg_ind_htab_free, kg_ind_v4_free, kg_ind_v6_free).
  */
 #include "indicators/indicators_int.h"
 
@@ -54,6 +55,17 @@ uint64_t kg_ind_hash(const void *data, size_t n, uint64_t seed)
     return h;
 }
 
+uint64_t kg_ind_hash32(uint32_t w, uint64_t seed)
+{
+    uint64_t h = round64(seed ^ (4 * KG_IND_P1), w);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
 uint64_t kg_ind_domain_hash(const char *name, size_t len, uint64_t seed)
 {
     uint64_t h = seed;
@@ -83,56 +95,45 @@ static struct kg_ind_slot *slots_new(size_t n)
 {
     struct kg_ind_slot *sl = kg_xmalloc(n * sizeof(*sl));
     for (size_t i = 0; i < n; i++)
-        sl[i].id = KG_IND_NONE;
+        sl[i] = (struct kg_ind_slot){0, KG_IND_NONE};
     return sl;
 }
 
 /* Places an entry known to be absent, in a table known to have room. */
-static void place(struct kg_ind_slot *slots, uint32_t mask, uint64_t hash, uint32_t id, uint32_t aux)
+static void place(struct kg_ind_slot *slots, uint32_t mask, uint64_t hash, uint32_t tag, uint32_t id)
 {
     uint32_t i = (uint32_t)hash & mask;
     while (slots[i].id != KG_IND_NONE)
         i = (i + 1) & mask;
-    slots[i].hash = hash;
+    slots[i].tag = tag;
     slots[i].id = id;
-    slots[i].aux = aux;
 }
 
-void kg_ind_htab_insert(struct kg_ind_htab *t, uint64_t hash, uint32_t id, uint32_t aux)
+void kg_ind_htab_insert(struct kg_ind_htab *t, uint64_t hash, uint32_t tag, uint32_t id,
+                        kg_ind_rehash_fn rehash, const void *ctx)
 {
     size_t size = t->slots ? (size_t)t->mask + 1 : 0;
-    /* Keep the load factor at or below 1/2: with a good hash, linear probing
-     * then averages about 1.5 slots per hit and 2.5 per miss (Knuth, TAOCP
-     * vol. 3, 6.4), and every probe sequence reaches an empty slot. */
-    if ((size_t)t->count + 1 > size / 2) {
+    /* Keep the load factor at or below 3/4: with a good hash, linear
+     * probing then reads about 2.5 slots per hit and 8.5 per miss at worst
+     * (Knuth, TAOCP vol. 3, 6.4) — two cache lines of 8-byte slots — and
+     * every probe sequence reaches an empty slot. */
+    if ((size_t)t->count + 1 > size / 4 * 3) {
         size_t nsize = size ? size * 2 : 16;
-        if (nsize > ((size_t)1 << 32)) abort(); /* unreachable: ids are 32-bit */
+        if (nsize > ((size_t)1 << 32)) abort(); /* unreachable: ids are 31-bit */
         struct kg_ind_slot *ns = slots_new(nsize);
+        /* A slot keeps only the tag, not the hash that chose its place: the
+         * owner recomputes it (control plane, once per doubling). */
         for (size_t i = 0; i < size; i++) {
-            if (t->slots[i].id != KG_IND_NONE)
-                place(ns, (uint32_t)(nsize - 1), t->slots[i].hash, t->slots[i].id, t->slots[i].aux);
+            const struct kg_ind_slot *sl = &t->slots[i];
+            if (sl->id != KG_IND_NONE)
+                place(ns, (uint32_t)(nsize - 1), rehash(ctx, sl->tag, sl->id), sl->tag, sl->id);
         }
         free(t->slots);
         t->slots = ns;
         t->mask = (uint32_t)(nsize - 1);
     }
-    place(t->slots, t->mask, hash, id, aux);
+    place(t->slots, t->mask, hash, tag, id);
     t->count++;
-}
-
-/* --- address index -------------------------------------------------------------- */
-
-void kg_ind_prefix_init(struct kg_ind_prefix_index *x, uint8_t alen)
-{
-    memset(x, 0, sizeof(*x));
-    x->alen = alen;
-}
-
-void kg_ind_prefix_free(struct kg_ind_prefix_index *x)
-{
-    for (size_t i = 0; i < KG_ARRAY_LEN(x->tabs); i++)
-        kg_ind_htab_free(&x->tabs[i]);
-    x->nlens = 0;
 }
 
 void kg_ind_prefix_mask(uint8_t *out, const uint8_t *addr, unsigned alen, unsigned plen)
@@ -145,14 +146,164 @@ void kg_ind_prefix_mask(uint8_t *out, const uint8_t *addr, unsigned alen, unsign
     }
 }
 
-/*
- * Addresses are handled as two 64-bit words in host order (IPv4 in the top
- * half of `hi`, `lo` = 0), so masking to a prefix length is two ANDs and the
- * hash two rounds: no byte loops or memset on the per-packet path.
- */
-struct addr128 {
-    uint64_t hi, lo;
+/* --- IPv4 ----------------------------------------------------------------------------- */
+
+#define V4_FLAG 0x80000000u
+
+/* The index hash of a /plen entry: the length enters the seed so the
+ * per-length tables do not share clusters. */
+static inline uint64_t v4_hash(uint32_t masked, unsigned plen, uint64_t seed)
+{
+    return kg_ind_hash32(masked, seed + plen);
+}
+
+struct v4_rehash_ctx {
+    unsigned plen;
+    uint64_t seed;
 };
+
+static uint64_t v4_rehash(const void *ctx, uint32_t tag, uint32_t id)
+{
+    (void)id;
+    const struct v4_rehash_ctx *c = ctx;
+    return v4_hash(tag, c->plen, c->seed);
+}
+
+void kg_ind_v4_free(struct kg_ind_v4 *x)
+{
+    for (size_t i = 0; i < KG_ARRAY_LEN(x->tabs); i++)
+        kg_ind_htab_free(&x->tabs[i]);
+    free(x->l1);
+    free(x->l2);
+    memset(x, 0, sizeof(*x));
+}
+
+uint32_t kg_ind_v4_find(const struct kg_ind_v4 *x, uint32_t masked, unsigned plen, uint64_t seed)
+{
+    const struct kg_ind_htab *t = &x->tabs[plen];
+    if (t->count == 0) return KG_IND_NONE;
+    uint32_t pos = kg_ind_htab_start(t, v4_hash(masked, plen, seed));
+    /* The tag is the address: a tag match is the match. */
+    return kg_ind_htab_next(t, masked, &pos);
+}
+
+void kg_ind_v4_insert(struct kg_ind_v4 *x, uint32_t masked, unsigned plen, uint32_t id, uint64_t seed)
+{
+    struct v4_rehash_ctx c = {plen, seed};
+    kg_ind_htab_insert(&x->tabs[plen], v4_hash(masked, plen, seed), masked, id, v4_rehash, &c);
+}
+
+/* Calls fn for every entry of a table. */
+static void htab_each(const struct kg_ind_htab *t, void (*fn)(void *arg, uint32_t tag, uint32_t id),
+                      void *arg)
+{
+    if (!t->slots) return;
+    for (size_t i = 0; i <= t->mask; i++)
+        if (t->slots[i].id != KG_IND_NONE) fn(arg, t->slots[i].tag, t->slots[i].id);
+}
+
+struct v4_build {
+    struct kg_ind_v4 *x;
+    uint32_t *parent;
+    unsigned plen;
+    size_t blocks_cap;
+};
+
+/* Writes id + 1 over the entries [first, first + count) of `tab`, after
+ * noting in parent[] what covered the prefix before (the entries are
+ * written shortest prefix first, so that is the next shorter one). The
+ * flag bit of each entry is kept. */
+static void expand(uint32_t *tab, uint32_t first, uint32_t count, uint32_t id, uint32_t *parent)
+{
+    if (parent) {
+        uint32_t prev = tab[first] & ~V4_FLAG;
+        parent[id] = prev ? prev - 1 : KG_IND_NONE;
+    }
+    for (uint32_t i = first; i < first + count; i++)
+        tab[i] = (tab[i] & V4_FLAG) | (id + 1);
+}
+
+static void build_short(void *arg, uint32_t a, uint32_t id)
+{
+    struct v4_build *b = arg;
+    expand(b->x->l1, a >> 16, 1u << (16 - b->plen), id, b->parent);
+}
+
+/* Gives the /16 of `a` a block of 256 /24 entries, if it has none yet,
+ * filled with what l1 says for the whole /16. */
+static uint32_t *block_of(struct v4_build *b, uint32_t a)
+{
+    struct kg_ind_v4 *x = b->x;
+    uint32_t *e = &x->l1[a >> 16];
+    if (!(*e & V4_FLAG)) {
+        if (x->nblocks == b->blocks_cap) {
+            b->blocks_cap = b->blocks_cap ? b->blocks_cap * 2 : 64;
+            x->l2 = kg_xrealloc(x->l2, b->blocks_cap * 256 * sizeof(*x->l2));
+        }
+        uint32_t *blk = &x->l2[(size_t)x->nblocks * 256];
+        for (int i = 0; i < 256; i++)
+            blk[i] = *e;
+        *e = V4_FLAG | x->nblocks++;
+    }
+    return &x->l2[(size_t)(*e & ~V4_FLAG) * 256];
+}
+
+static void build_block(void *arg, uint32_t a, uint32_t id)
+{
+    (void)id;
+    block_of(arg, a);
+}
+
+static void build_mid(void *arg, uint32_t a, uint32_t id)
+{
+    struct v4_build *b = arg;
+    expand(block_of(b, a), (a >> 8) & 255, 1u << (24 - b->plen), id, b->parent);
+}
+
+static void build_long(void *arg, uint32_t a, uint32_t id)
+{
+    (void)id;
+    uint32_t *blk = block_of(arg, a);
+    blk[(a >> 8) & 255] |= V4_FLAG;
+}
+
+void kg_ind_v4_build(struct kg_ind_v4 *x, uint32_t *parent)
+{
+    free(x->l1);
+    free(x->l2);
+    x->l1 = x->l2 = NULL;
+    x->nblocks = 0;
+    x->nlong = 0;
+    bool any = false;
+    for (unsigned plen = 0; plen < 32; plen++)
+        any = any || x->tabs[plen].count;
+    if (!any) return;
+
+    struct v4_build b = {.x = x, .parent = parent};
+    x->l1 = kg_xcalloc(1u << 16, sizeof(*x->l1));
+    /* Shortest first, so a longer prefix overwrites the shorter ones it is
+     * inside of and records them as its parent. */
+    for (b.plen = 0; b.plen <= 16; b.plen++)
+        htab_each(&x->tabs[b.plen], build_short, &b);
+    /* Blocks for every /16 that holds anything longer than /16, all made
+     * before any /17-/24 is written so each starts as a copy of l1. */
+    for (b.plen = 17; b.plen < 32; b.plen++)
+        htab_each(&x->tabs[b.plen], build_block, &b);
+    for (b.plen = 17; b.plen <= 24; b.plen++)
+        htab_each(&x->tabs[b.plen], build_mid, &b);
+    for (b.plen = 31; b.plen >= 25; b.plen--) {
+        if (!x->tabs[b.plen].count) continue;
+        htab_each(&x->tabs[b.plen], build_long, &b);
+        x->long_lens[x->nlong++] = (uint8_t)b.plen;
+    }
+    if (x->nblocks && x->nblocks < b.blocks_cap)
+        x->l2 = kg_xrealloc(x->l2, (size_t)x->nblocks * 256 * sizeof(*x->l2));
+    /* /0-/24 now live in l1/l2 only. */
+    for (unsigned plen = 0; plen <= 24; plen++)
+        kg_ind_htab_free(&x->tabs[plen]);
+}
+
+/* --- IPv6 ----------------------------------------------------------------------------- */
 
 static inline uint64_t load_be64(const uint8_t *p)
 {
@@ -161,32 +312,19 @@ static inline uint64_t load_be64(const uint8_t *p)
     return be64toh(v);
 }
 
-static inline struct addr128 addr_load(const uint8_t *a, unsigned alen)
-{
-    struct addr128 w = {0, 0};
-    if (alen == 4) {
-        uint32_t v;
-        memcpy(&v, a, 4);
-        w.hi = (uint64_t)be32toh(v) << 32;
-    } else {
-        w.hi = load_be64(a);
-        w.lo = load_be64(a + 8);
-    }
-    return w;
-}
-
-static inline struct addr128 addr_mask(struct addr128 w, unsigned plen)
+void kg_ind_v6_load(const uint8_t *a, unsigned plen, uint64_t *hi, uint64_t *lo)
 {
     /* Shifts by 64 are undefined in C: the edges are spelled out. */
     uint64_t mhi = plen >= 64 ? ~0ull : plen == 0 ? 0 : ~0ull << (64 - plen);
     uint64_t mlo = plen <= 64 ? 0 : plen >= 128 ? ~0ull : ~0ull << (128 - plen);
-    return (struct addr128){w.hi & mhi, w.lo & mlo};
+    *hi = load_be64(a) & mhi;
+    *lo = load_be64(a + 8) & mlo;
 }
 
-static inline uint64_t addr_hash(struct addr128 w, unsigned alen, uint64_t seed)
+static inline uint64_t v6_hash(uint64_t hi, uint64_t lo, unsigned plen, uint64_t seed)
 {
-    uint64_t h = round64(seed, w.hi);
-    if (alen == 16) h = round64(h, w.lo);
+    uint64_t h = round64(seed + plen, hi);
+    h = round64(h, lo);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
@@ -195,38 +333,49 @@ static inline uint64_t addr_hash(struct addr128 w, unsigned alen, uint64_t seed)
     return h;
 }
 
-/* Exact probe of the table for one prefix length. */
-static inline uint32_t probe(const struct kg_ind_prefix_index *x, const struct kg_ind_key *keys,
-                             struct addr128 w, unsigned plen, uint64_t seed)
+void kg_ind_v6_free(struct kg_ind_v6 *x)
 {
-    const struct kg_ind_htab *t = &x->tabs[plen];
-    uint64_t h = addr_hash(w, x->alen, seed);
-    uint32_t top = (uint32_t)(w.hi >> 32);
-    uint32_t pos = kg_ind_htab_start(t, h);
-    for (const struct kg_ind_slot *sl; (sl = kg_ind_htab_next(t, h, &pos)) != NULL;) {
-        if (sl->aux != top) continue;
-        /* For IPv4 aux is the whole key; IPv6 compares the rest (rarely
-         * reached: the 64-bit hash and the top 32 bits already agree). */
-        if (x->alen == 4) return sl->id;
-        struct addr128 k = addr_load(keys[sl->id].p, 16);
-        if (k.hi == w.hi && k.lo == w.lo) return sl->id;
+    for (size_t i = 0; i < KG_ARRAY_LEN(x->tabs); i++)
+        free(x->tabs[i].slots);
+    memset(x, 0, sizeof(*x));
+}
+
+uint32_t kg_ind_v6_find(const struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned plen, uint64_t seed)
+{
+    const struct kg_ind_htab6 *t = &x->tabs[plen];
+    if (!t->slots) return KG_IND_NONE;
+    for (uint32_t i = (uint32_t)v6_hash(hi, lo, plen, seed) & t->mask;; i = (i + 1) & t->mask) {
+        const struct kg_ind_slot6 *sl = &t->slots[i];
+        if (sl->id == KG_IND_NONE) return KG_IND_NONE;
+        if (sl->hi == hi && sl->lo == lo) return sl->id;
     }
-    return KG_IND_NONE;
 }
 
-uint32_t kg_ind_prefix_find(const struct kg_ind_prefix_index *x, const struct kg_ind_key *keys,
-                            const uint8_t *masked, unsigned plen, uint64_t seed)
+static void place6(struct kg_ind_htab6 *t, uint64_t hi, uint64_t lo, uint32_t id, uint64_t h)
 {
-    return probe(x, keys, addr_load(masked, x->alen), plen, seed);
+    uint32_t i = (uint32_t)h & t->mask;
+    while (t->slots[i].id != KG_IND_NONE)
+        i = (i + 1) & t->mask;
+    t->slots[i] = (struct kg_ind_slot6){hi, lo, id, 0};
 }
 
-void kg_ind_prefix_insert(struct kg_ind_prefix_index *x, const uint8_t *masked, unsigned plen, uint32_t id,
-                          uint64_t seed)
+void kg_ind_v6_prefetch(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed)
 {
-    struct kg_ind_htab *t = &x->tabs[plen];
-    if (t->count == 0) {
-        /* A new length: keep lens[] sorted longest first (insertion sort on
-         * at most 129 bytes, once per distinct length). */
+    for (unsigned i = 0; i < x->nlens; i++) {
+        unsigned plen = x->lens[i];
+        const struct kg_ind_htab6 *t = &x->tabs[plen];
+        uint64_t hi, lo;
+        kg_ind_v6_load(addr, plen, &hi, &lo);
+        __builtin_prefetch(&t->slots[(uint32_t)v6_hash(hi, lo, plen, seed) & t->mask]);
+    }
+}
+
+void kg_ind_v6_insert(struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned plen, uint32_t id,
+                      uint64_t seed)
+{
+    struct kg_ind_htab6 *t = &x->tabs[plen];
+    if (t->count == 0 && !t->slots) {
+        /* A new length: keep lens[] sorted longest first. */
         unsigned i = x->nlens;
         while (i > 0 && x->lens[i - 1] < plen) {
             x->lens[i] = x->lens[i - 1];
@@ -235,19 +384,19 @@ void kg_ind_prefix_insert(struct kg_ind_prefix_index *x, const uint8_t *masked, 
         x->lens[i] = (uint8_t)plen;
         x->nlens++;
     }
-    struct addr128 w = addr_load(masked, x->alen);
-    kg_ind_htab_insert(t, addr_hash(w, x->alen, seed), id, (uint32_t)(w.hi >> 32));
-}
-
-uint32_t kg_ind_prefix_lookup(const struct kg_ind_prefix_index *x, const struct kg_ind_key *keys,
-                              const uint8_t *addr, uint64_t seed)
-{
-    if (x->nlens == 0) return KG_IND_NONE;
-    struct addr128 w = addr_load(addr, x->alen);
-    for (unsigned i = 0; i < x->nlens; i++) {
-        unsigned plen = x->lens[i];
-        uint32_t id = probe(x, keys, addr_mask(w, plen), plen, seed);
-        if (id != KG_IND_NONE) return id;
+    size_t size = t->slots ? (size_t)t->mask + 1 : 0;
+    if ((size_t)t->count + 1 > size / 4 * 3) {
+        size_t nsize = size ? size * 2 : 16;
+        struct kg_ind_htab6 nt = {kg_xmalloc(nsize * sizeof(*nt.slots)), (uint32_t)(nsize - 1), t->count};
+        for (size_t i = 0; i < nsize; i++)
+            nt.slots[i].id = KG_IND_NONE;
+        for (size_t i = 0; i < size; i++) {
+            const struct kg_ind_slot6 *sl = &t->slots[i];
+            if (sl->id != KG_IND_NONE) place6(&nt, sl->hi, sl->lo, sl->id, v6_hash(sl->hi, sl->lo, plen, seed));
+        }
+        free(t->slots);
+        *t = nt;
     }
-    return KG_IND_NONE;
+    place6(t, hi, lo, id, v6_hash(hi, lo, plen, seed));
+    t->count++;
 }

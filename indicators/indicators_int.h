@@ -3,10 +3,18 @@
  * indicators module (not a public header: nothing outside indicators/
  * includes it).
  *
- *   indicators_index.c  the 64-bit hash, the open-addressing table and the
- *                       per-prefix-length address index;
- *   indicators.c        the set: storage, normalisation, duplicates, lookups;
- *   indicators_zeek.c   the Zeek Intel framework feed parser.
+ *   indicators_index.c    the 64-bit hash, the open-addressing table and the
+ *                         address indexes (IPv4: exact /32 table + a 16-8
+ *                         two-level table + /25-/31 tables; IPv6: one table
+ *                         per prefix length);
+ *   indicators.c          the set: storage, normalisation, duplicates, lookups;
+ *   indicators_feed.c     format prefixes and detection, the chunked line
+ *                         reader every line-based format runs on, warnings;
+ *   indicators_zeek.c     Zeek Intel framework files;
+ *   indicators_plain.c    plain lists, Suricata datasets, abuse.ch SSLBL CSVs;
+ *   indicators_misp.c     MISP CSV exports (RFC 4180 records);
+ *   indicators_stix.c     STIX 2.1 bundles (jansson);
+ *   indicators_sign.c     detached Ed25519 signatures (OpenSSL EVP).
  *
  * Why hand-written tables rather than a library: lookups run on the worker
  * hot path (two address lookups per flow, one per DNS name, SNI, JA3,
@@ -17,7 +25,13 @@
  * GHashTable works through callbacks on 32-bit hashes and would pull glib
  * into the sensor, uthash chains items through 56-byte handles and hashes
  * one contiguous key itself, hsearch(3) is a single process-wide table.
- * The table (indicators_index.c) is about a hundred lines.
+ *
+ * Memory at scale (10 million indicators, docs/PERFORMANCE.md): the set
+ * stores no normalised key beside the indicator. A table slot is 8 bytes
+ * (32-bit check tag + a reference to the value record, which holds the id);
+ * on a tag match the candidate is confirmed against the listed value,
+ * re-normalised on the fly (hits only), without touching the indicator. IPv4 slots hold the address itself as the tag, IPv6 slots the
+ * whole address, so address lookups never leave their table.
  *
  * Threads: everything here is built by one thread on the control plane and
  * only read afterwards; the read functions keep no state.
@@ -34,10 +48,17 @@
 
 /* "No indicator": the id of an empty table slot, and a failed lookup. */
 #define KG_IND_NONE UINT32_MAX
+/* Ids stay below 2^31 so the IPv4 two-level table can store id + 1 in 31 bits. */
+#define KG_IND_MAX_COUNT 0x7ffffffeu
 
 /* Longest name kg_indicator_match_domain() and the URL host accept; longer
  * ones simply do not match (DNS names are at most 253 bytes, RFC 1035 2.3.4). */
 #define KG_IND_NAME_MAX 1024
+/* RFC 1035 2.3.4 limits. */
+#define KG_IND_DOMAIN_MAX 253
+#define KG_IND_LABEL_MAX 63
+/* Longest URL and User-Agent indicator; longer values are refused. */
+#define KG_IND_VALUE_MAX 8192
 
 /* --- hashing ---------------------------------------------------------------- */
 
@@ -46,10 +67,14 @@
  * (rotate/multiply by odd constants: a bijection of the state for a fixed
  * input word, so no input collapses the state) and the finaliser is
  * MurmurHash3's fmix64, which spreads every input bit over the whole word so
- * the table may index with the low bits. The seed chains calls: hashing B
- * with the hash of A as seed gives the hash of the pair (A, B).
+ * the table may index with the low bits and check with the high ones. The
+ * seed chains calls: hashing B with the hash of A as seed gives the hash of
+ * the pair (A, B).
  */
 uint64_t kg_ind_hash(const void *p, size_t n, uint64_t seed);
+
+/* Hash of one 32-bit word (an IPv4 address), same properties. */
+uint64_t kg_ind_hash32(uint32_t w, uint64_t seed);
 
 /*
  * Hash of a domain name (lower case, no trailing dot) folded label by label
@@ -61,18 +86,19 @@ uint64_t kg_ind_domain_hash(const char *name, size_t len, uint64_t seed);
 /* --- open-addressing hash table -------------------------------------------- */
 
 /*
- * One slot: the key's full 64-bit hash (compared before the key, so keys are
- * almost never touched on a miss), the indicator id (KG_IND_NONE = empty)
- * and a 32-bit `aux` word the owner uses as a cheap second check (key length,
- * or the first 4 bytes of an address).
+ * One slot: a 32-bit check tag and a 32-bit reference (KG_IND_NONE = empty):
+ * in the IPv4 tables the indicator id and as tag the address itself (exact);
+ * in the exact-key tables the reference of the value record (indicators.c)
+ * and as tag the high 32 bits of the 64-bit hash whose low bits chose the
+ * slot (a false tag match on a probe is 1 in 2^32; the owner then compares
+ * the value).
  */
 struct kg_ind_slot {
-    uint64_t hash;
+    uint32_t tag;
     uint32_t id;
-    uint32_t aux;
 };
 
-/* Linear probing, power-of-two size, load factor at most 1/2, so a probe
+/* Linear probing, power-of-two size, load factor at most 3/4, so a probe
  * sequence always ends at an empty slot. A zeroed struct is an empty table. */
 struct kg_ind_htab {
     struct kg_ind_slot *slots;
@@ -80,11 +106,21 @@ struct kg_ind_htab {
     uint32_t count; /* occupied slots */
 };
 
+static inline uint32_t kg_ind_tag(uint64_t hash)
+{
+    return (uint32_t)(hash >> 32);
+}
+
 void kg_ind_htab_free(struct kg_ind_htab *t);
+
+/* Recomputes the index hash of an entry when the table grows (a slot keeps
+ * only its tag); ctx is the insert call's. */
+typedef uint64_t (*kg_ind_rehash_fn)(const void *ctx, uint32_t tag, uint32_t id);
 
 /* Adds an entry; the caller has checked the key is absent. Grows the table
  * (control plane: aborts on out-of-memory). */
-void kg_ind_htab_insert(struct kg_ind_htab *t, uint64_t hash, uint32_t id, uint32_t aux);
+void kg_ind_htab_insert(struct kg_ind_htab *t, uint64_t hash, uint32_t tag, uint32_t id,
+                        kg_ind_rehash_fn rehash, const void *ctx);
 
 /* Probe position for `hash`: start of the scan that kg_ind_htab_next() does. */
 static inline uint32_t kg_ind_htab_start(const struct kg_ind_htab *t, uint64_t hash)
@@ -93,96 +129,124 @@ static inline uint32_t kg_ind_htab_start(const struct kg_ind_htab *t, uint64_t h
 }
 
 /*
- * Next slot of the probe sequence whose hash equals `hash`, advancing *pos;
- * NULL once an empty slot ends the sequence. The caller compares its key and
- * calls again on a (rare) full-hash collision:
+ * Next id of the probe sequence whose slot carries `tag`, advancing *pos;
+ * KG_IND_NONE once an empty slot ends the sequence. The caller confirms the
+ * candidate and calls again on a (rare) false tag match:
  *
- *     uint32_t pos = kg_ind_htab_start(t, h);
- *     for (const struct kg_ind_slot *sl; (sl = kg_ind_htab_next(t, h, &pos)) != NULL;)
- *         if (key_equal(sl->id)) return sl->id;
+ *     uint32_t pos = kg_ind_htab_start(t, h), id;
+ *     while ((id = kg_ind_htab_next(t, h_tag, &pos)) != KG_IND_NONE)
+ *         if (key_equal(id)) return id;
  */
-static inline const struct kg_ind_slot *kg_ind_htab_next(const struct kg_ind_htab *t, uint64_t hash,
-                                                         uint32_t *pos)
+static inline uint32_t kg_ind_htab_next(const struct kg_ind_htab *t, uint32_t tag, uint32_t *pos)
 {
-    if (!t->slots) return NULL;
+    if (!t->slots) return KG_IND_NONE;
     for (;;) {
         const struct kg_ind_slot *sl = &t->slots[*pos];
         *pos = (*pos + 1) & t->mask;
-        if (sl->id == KG_IND_NONE) return NULL;
-        if (sl->hash == hash) return sl;
+        if (sl->id == KG_IND_NONE) return KG_IND_NONE;
+        if (sl->tag == tag) return sl->id;
     }
 }
 
-/* --- normalised keys --------------------------------------------------------- */
+/* Hints the CPU to fetch the slot a lookup of `hash` starts at: lookups of
+ * independent keys (a domain's suffixes, an address in two indexes) then
+ * wait for memory once instead of once per key. */
+static inline void kg_ind_htab_prefetch(const struct kg_ind_htab *t, uint64_t hash)
+{
+    if (t->slots) __builtin_prefetch(&t->slots[(uint32_t)hash & t->mask]);
+}
+
+/* --- IPv4 index ------------------------------------------------------------------ */
 
 /*
- * The normalised form of an indicator, which the tables compare against:
- *   ADDR/SUBNET  the masked address (4 or 16 bytes);
- *   DOMAIN       the lower-case name without "*." or trailing dot;
- *   URL          lower-case host (":80" dropped) followed by the path;
- *                aux = length of the host part;
- *   CERT_HASH, JA3  the binary digest (20 or 16 bytes).
+ * Longest-prefix match for IPv4 in (usually) two memory reads:
+ *   tabs[32]  exact table of /32s (ADDR and SUBNET /32), tag = the address;
+ *   l1/l2     prefixes /0-/24 expanded into a two-level table: l1 has one
+ *             entry per /16 (256 KiB, stays in cache), l2 one 256-entry block
+ *             (one entry per /24) for each /16 that holds a prefix longer
+ *             than /16. An entry is id + 1 of the longest prefix covering it
+ *             (0: none); bit 31 means "a block follows" in l1 and "a /25-/31
+ *             prefix lies inside this /24" in l2;
+ *   tabs[25..31]  exact tables probed only when that l2 bit is set.
+ * tabs[0..24] hold the prefixes during loading (duplicate detection and the
+ * source of the expansion) and are freed by finalize.
  */
-struct kg_ind_key {
-    const uint8_t *p;
-    uint32_t len;
-    uint32_t aux;
+struct kg_ind_v4 {
+    struct kg_ind_htab tabs[33];
+    uint32_t *l1;
+    uint32_t *l2;
+    uint32_t nblocks;
+    uint8_t nlong; /* entries in long_lens */
+    uint8_t long_lens[7]; /* lengths 25..31 present, longest first */
 };
-
-/* --- address index ------------------------------------------------------------ */
-
-/*
- * Longest-prefix match as a handful of exact matches: one hash table per
- * prefix length present, keyed by the address masked to that length. A
- * lookup masks the address to each present length, longest first, and stops
- * at the first hit, so its cost is bounded by the number of distinct lengths
- * (at most 33 for IPv4, 129 for IPv6; real feeds have a few), never by the
- * number of prefixes. Slot aux = the top 32 bits of the masked address,
- * which for IPv4 is the whole key: an IPv4 probe never leaves the table.
- */
-struct kg_ind_prefix_index {
-    uint8_t alen;  /* address bytes: 4 or 16 */
-    uint8_t nlens; /* entries used in lens[] */
-    uint8_t lens[129];
-    struct kg_ind_htab tabs[129]; /* indexed by prefix length */
-};
-
-void kg_ind_prefix_init(struct kg_ind_prefix_index *x, uint8_t alen);
-void kg_ind_prefix_free(struct kg_ind_prefix_index *x);
 
 /* Writes addr masked to its first plen bits (alen bytes) to out. */
 void kg_ind_prefix_mask(uint8_t *out, const uint8_t *addr, unsigned alen, unsigned plen);
 
-/* Id of the entry with exactly this masked address and length, or KG_IND_NONE. */
-uint32_t kg_ind_prefix_find(const struct kg_ind_prefix_index *x, const struct kg_ind_key *keys,
-                            const uint8_t *masked, unsigned plen, uint64_t seed);
+static inline uint32_t kg_ind_v4_mask(uint32_t a, unsigned plen)
+{
+    return plen == 0 ? 0 : a & (0xffffffffu << (32 - plen));
+}
 
-/* Adds an entry (absent, checked by the caller); keys[id] must already hold its key. */
-void kg_ind_prefix_insert(struct kg_ind_prefix_index *x, const uint8_t *masked, unsigned plen, uint32_t id,
-                          uint64_t seed);
+void kg_ind_v4_free(struct kg_ind_v4 *x);
+/* Id of the entry with exactly this masked address (host order) and length. */
+uint32_t kg_ind_v4_find(const struct kg_ind_v4 *x, uint32_t masked, unsigned plen, uint64_t seed);
+void kg_ind_v4_insert(struct kg_ind_v4 *x, uint32_t masked, unsigned plen, uint32_t id, uint64_t seed);
+/* Builds l1/l2 and frees tabs[0..24]. parent, if given (n entries), receives
+ * for each /0-/24 prefix the id of the next shorter prefix covering it. */
+void kg_ind_v4_build(struct kg_ind_v4 *x, uint32_t *parent);
 
-/* Id of the longest prefix containing addr, or KG_IND_NONE. Allocation-free. */
-uint32_t kg_ind_prefix_lookup(const struct kg_ind_prefix_index *x, const struct kg_ind_key *keys,
-                              const uint8_t *addr, uint64_t seed);
+/* --- IPv6 index ------------------------------------------------------------------ */
+
+/* One table per prefix length present, keyed by the masked address; the
+ * slot holds the whole address, so a probe compares without leaving it. */
+struct kg_ind_slot6 {
+    uint64_t hi, lo;
+    uint32_t id;
+    uint32_t pad;
+};
+
+struct kg_ind_htab6 {
+    struct kg_ind_slot6 *slots;
+    uint32_t mask, count;
+};
+
+struct kg_ind_v6 {
+    uint8_t nlens;
+    uint8_t lens[129]; /* present lengths, longest first */
+    struct kg_ind_htab6 tabs[129];
+};
+
+void kg_ind_v6_free(struct kg_ind_v6 *x);
+uint32_t kg_ind_v6_find(const struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned plen, uint64_t seed);
+void kg_ind_v6_insert(struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned plen, uint32_t id,
+                      uint64_t seed);
+/* Prefetches the slot of every length's probe (kg_indicator_match_batch). */
+void kg_ind_v6_prefetch(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed);
+/* The address as two host-order words masked to plen bits. */
+void kg_ind_v6_load(const uint8_t *a, unsigned plen, uint64_t *hi, uint64_t *lo);
 
 /* --- the set's internal insertion API (used by the feed parsers) -------------- */
 
 /*
  * An indicator as a parser hands it over. value is borrowed (copied on
- * insertion); source, file and the meta strings must already be owned by the
- * set (kg_ind_set_strdup()), so parsers can share repeated strings.
- * meta_keys_shared says meta_keys itself is a set-owned array that stays
- * unchanged, so indicators may point at it instead of copying it;
- * meta_values is always copied.
+ * insertion); source, feed_id, desc, file and the meta strings must already
+ * be owned by the set (kg_ind_set_strdup()), so parsers can share repeated
+ * strings; NULL means "". meta_keys_shared says meta_keys itself is a
+ * set-owned array that stays unchanged, so indicators may point at it
+ * instead of copying it; meta_values is always copied.
  */
 struct kg_ind_input {
     enum kg_ind_type type;
     const char *value;
     size_t value_len;
-    const char *source; /* never NULL ("" when absent) */
-    const char *file;   /* never NULL */
+    const char *source;
+    const char *feed_id;
+    const char *desc;
+    const char *file;
     uint32_t line;
     int severity;
+    uint64_t valid_from_us, valid_until_us;
     uint32_t nmeta;
     const char *const *meta_keys;
     const char *const *meta_values;
@@ -193,8 +257,8 @@ struct kg_ind_input {
  * Normalises and adds one indicator. Returns 0 when added, 1 when the same
  * type + normalised value is already in the set (*dup, if given, is set to
  * the one kept), KG_ERR_PARSE with err filled (a message without file:line)
- * when the value is invalid for its type, KG_ERR_INVAL after finalize and
- * KG_ERR_FULL beyond 2^32-2 indicators.
+ * when the value is invalid for its type, KG_ERR_INVAL after finalize or for
+ * an empty validity window, and KG_ERR_FULL beyond KG_IND_MAX_COUNT.
  */
 int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
                       const struct kg_indicator **dup, struct kg_err *err);
@@ -206,5 +270,90 @@ const char *kg_ind_set_strdup(struct kg_indicator_set *s, const char *p, size_t 
 void *kg_ind_set_alloc(struct kg_indicator_set *s, size_t n);
 
 bool kg_ind_set_is_final(const struct kg_indicator_set *s);
+
+/* --- value helpers shared by the parsers ------------------------------------------ */
+
+/* Hex digit value, -1 for anything else. */
+int kg_ind_hexval(char c);
+
+/* Parses a timestamp: RFC 3339 ("2024-05-01T12:00:00Z", fractions and
+ * offsets allowed), "YYYY-MM-DD HH:MM:SS" (UTC) or "YYYY-MM-DD", or integer
+ * seconds since the epoch. Returns false when it is none of those. */
+bool kg_ind_parse_time(const char *p, size_t n, uint64_t *us);
+
+/* Is the value the shape of a JA4 fingerprint? (indicators.c) */
+bool kg_ind_is_ja4(const char *p, size_t n);
+
+/* --- feed reading (indicators_feed.c) --------------------------------------------- */
+
+/* Per file, then one "suppressed" line: a feed of garbage must not flood the log. */
+#define KG_IND_MAX_WARNINGS 100
+
+/* State shared by every format while one feed loads. */
+struct kg_ind_feed {
+    struct kg_indicator_set *s;
+    const char *file;       /* set-owned name for messages and ->file */
+    const char *base;       /* set-owned base name: the source of formats without one */
+    enum kg_ind_format format;
+    struct kg_indicator_load_report rep;
+    unsigned warnings;
+};
+
+void kg_ind_feed_warn(struct kg_ind_feed *f, uint32_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A skipped line: counted in rep.bad_lines and warned about ("...; line skipped"). */
+void kg_ind_feed_bad(struct kg_ind_feed *f, uint32_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Inserts, and counts the outcome: loaded, duplicate, or a bad line with
+ * the message "TYPE 'value': why". Returns 0, or a negative KG_ERR_* that
+ * must stop the load (set full), with err filled. */
+int kg_ind_feed_add(struct kg_ind_feed *f, const struct kg_ind_input *in, struct kg_err *err);
+
+/* Copies up to 64 bytes of untrusted input for a log line, replacing
+ * anything unprintable so a feed cannot inject terminal escapes. */
+const char *kg_ind_printable(char *buf, size_t size, const char *p, size_t n);
+
+/* Trims blanks (space, tab) at both ends. */
+void kg_ind_trim(const char **p, size_t *n);
+
+/*
+ * A format: line-based ones give `record` (called per line, or per CSV
+ * record when csv is set: a quoted field may then span lines) and run on
+ * the chunked reader; STIX gives `whole` and gets the entire file. begin,
+ * end (after the last record, only if all went well) and cleanup may be NULL; ctx is ctx_size zeroed bytes owned by the reader.
+ */
+struct kg_ind_format_ops {
+    size_t ctx_size;
+    bool csv;
+    int (*begin)(struct kg_ind_feed *f, void *ctx, struct kg_err *err);
+    int (*record)(struct kg_ind_feed *f, void *ctx, const char *p, size_t n, uint32_t line,
+                  struct kg_err *err);
+    int (*end)(struct kg_ind_feed *f, void *ctx, struct kg_err *err);
+    void (*cleanup)(void *ctx); /* always called last, also after an error */
+    int (*whole)(struct kg_ind_feed *f, const char *data, size_t len, struct kg_err *err);
+};
+
+extern const struct kg_ind_format_ops kg_ind_zeek_ops;
+extern const struct kg_ind_format_ops kg_ind_plain_ops;    /* plain, dataset-*, sslbl-* */
+extern const struct kg_ind_format_ops kg_ind_misp_ops;
+extern const struct kg_ind_format_ops kg_ind_stix_ops;
+
+/* Loads a feed that is in memory (load_buffer, signed feeds). */
+int kg_ind_load_memory(struct kg_indicator_set *s, enum kg_ind_format fmt, const char *file, const char *data,
+                       size_t len, struct kg_indicator_load_report *rep, struct kg_err *err);
+
+/* Appends the whole file to b. KG_ERR_IO with "path: cannot open: why". */
+int kg_ind_read_file(const char *path, struct kg_buf *b, struct kg_err *err);
+
+/* Splits a CSV record (RFC 4180: quoted fields, "" inside quotes) into at
+ * most max fields, unquoting into `scratch` (at least n bytes). Returns the
+ * number of fields the record has, or -1 for a malformed record (a quote
+ * inside an unquoted field, text after a closing quote, an unterminated
+ * quote). */
+struct kg_ind_field {
+    const char *p;
+    size_t n;
+};
+int kg_ind_csv_split(const char *p, size_t n, struct kg_ind_field *out, int max, char *scratch);
 
 #endif /* KG_INDICATORS_INT_H */

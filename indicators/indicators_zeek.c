@@ -6,11 +6,12 @@
  *     #fields<TAB>indicator<TAB>indicator_type<TAB>meta.source
  *     198.51.100.7<TAB>Intel::ADDR<TAB>abuse-feed
  *
- * The reader takes bytes (kg_indicator_set_load_buffer), so it can be tested
- * and fuzzed without files; kg_indicator_set_load_file reads a file into
- * memory and hands it over. A malformed line is skipped, counted and logged
- * as "file:line: message"; only an unreadable file or a missing/unusable
- * #fields header fails the load.
+ * The reader gets one line at a time from indicators_feed.c (which reads
+ * files in chunks, or a buffer), so it can be tested and fuzzed without
+ * files. A malformed line is skipped, counted and logged as
+ * "file:line: message"; only a missing/unusable #fields header fails the
+ * load. Besides Zeek's own columns, meta.valid_from and meta.valid_until
+ * (RFC 3339 or epoch seconds) set the indicator's validity window.
  *
  * Threads: runs on the control plane, on a set that is not finalized (the
  * set has one writer). Ownership: everything the reader keeps (file name,
@@ -18,31 +19,19 @@
  */
 #include "indicators/indicators_int.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 /* Columns per line; Zeek's own intel files have six or seven. */
 #define KG_ZEEK_MAX_COLS 64
-/* Per file, then one "suppressed" line: a feed of garbage must not flood the log. */
-#define KG_ZEEK_MAX_WARNINGS 100
 
-struct field {
-    const char *p;
-    size_t n;
-};
 
 struct zeek_reader {
-    struct kg_indicator_set *s;
-    const char *file; /* set-owned copy of the name */
-    struct kg_indicator_load_report rep;
     char sep;
-    unsigned warnings;
 
     /* From the latest #fields header. */
     bool have_fields;
     uint32_t ncols;
     int col_value, col_type, col_source, col_severity; /* -1 when absent */
+    int col_desc, col_from, col_until;                 /* -1 when absent */
     uint32_t nextra;                                   /* other meta.* columns */
     uint32_t extra_col[KG_ZEEK_MAX_COLS];
     const char **extra_keys; /* set-owned, names without "meta." */
@@ -53,74 +42,39 @@ struct zeek_reader {
     size_t cache_len[KG_ZEEK_MAX_COLS];
 };
 
-static bool field_is(struct field f, const char *s)
+static bool field_is(struct kg_ind_field f, const char *s)
 {
     size_t n = strlen(s);
     return f.n == n && memcmp(f.p, s, n) == 0;
 }
 
 /* Zeek's markers for an unset and an empty field (#unset_field, #empty_field). */
-static bool field_absent(struct field f)
+static bool field_absent(struct kg_ind_field f)
 {
     return f.n == 0 || field_is(f, "-") || field_is(f, "(empty)");
 }
 
-/* Copies up to 64 bytes of untrusted input for a log line, replacing
- * anything unprintable so a feed cannot inject terminal escapes. */
-static const char *printable(char *buf, size_t size, const char *p, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n && k + 4 < size; i++) {
-        unsigned char c = (unsigned char)p[i];
-        buf[k++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    if (k < n) {
-        memcpy(buf + k, "...", 3);
-        k += 3;
-    }
-    buf[k] = '\0';
-    return buf;
-}
-
-static void warn(struct zeek_reader *r, uint32_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void warn(struct zeek_reader *r, uint32_t line, const char *fmt, ...)
-{
-    if (r->warnings > KG_ZEEK_MAX_WARNINGS) return;
-    if (r->warnings++ == KG_ZEEK_MAX_WARNINGS) {
-        kg_log(KG_LOG_WARN, "indicators", "%s:%u: more problems, further warnings for this file suppressed",
-               r->file, line);
-        return;
-    }
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    kg_log(KG_LOG_WARN, "indicators", "%s:%u: %s", r->file, line, msg);
-}
-
 /* Splits p[0..n) on sep into at most max fields; returns the number of
  * fields the line has (which may exceed max: only the first max are stored). */
-static uint32_t split(const char *p, size_t n, char sep, struct field *out, uint32_t max)
+static uint32_t split(const char *p, size_t n, char sep, struct kg_ind_field *out, uint32_t max)
 {
     uint32_t nf = 0;
     const char *end = p + n;
     for (;;) {
         const char *q = memchr(p, sep, (size_t)(end - p));
         const char *fe = q ? q : end;
-        if (nf < max) out[nf] = (struct field){p, (size_t)(fe - p)};
+        if (nf < max) out[nf] = (struct kg_ind_field){p, (size_t)(fe - p)};
         nf++;
         if (!q) return nf;
         p = q + 1;
     }
 }
 
-static const char *intern(struct zeek_reader *r, uint32_t col, struct field f)
+static const char *intern(struct kg_ind_feed *fd, struct zeek_reader *r, uint32_t col, struct kg_ind_field f)
 {
     if (r->cache[col] && r->cache_len[col] == f.n && memcmp(r->cache[col], f.p, f.n) == 0)
         return r->cache[col];
-    r->cache[col] = kg_ind_set_strdup(r->s, f.p, f.n);
+    r->cache[col] = kg_ind_set_strdup(fd->s, f.p, f.n);
     r->cache_len[col] = f.n;
     return r->cache[col];
 }
@@ -134,7 +88,7 @@ static int hexdigit(char c)
 }
 
 /* "#separator \x09" (Zeek's form) or "#separator <one byte>". */
-static int parse_separator(struct zeek_reader *r, const char *p, size_t n, uint32_t line, struct kg_err *err)
+static int parse_separator(struct kg_ind_feed *fd, struct zeek_reader *r, const char *p, size_t n, uint32_t line, struct kg_err *err)
 {
     const char *v = p + 11; /* after "#separator " */
     size_t vn = n - 11;
@@ -147,38 +101,39 @@ static int parse_separator(struct zeek_reader *r, const char *p, size_t n, uint3
     }
     if (c <= 0 || c == '\n' || c == '\r' || c == '#')
         return kg_err_set(err, KG_ERR_PARSE,
-                          "%s:%u: unusable #separator (expected e.g. \"#separator \\x09\")", r->file, line);
+                          "%s:%u: unusable #separator (expected e.g. \"#separator \\x09\")", fd->file, line);
     r->sep = (char)c;
     return 0;
 }
 
-static int parse_fields(struct zeek_reader *r, const char *p, size_t n, uint32_t line, struct kg_err *err)
+static int parse_fields(struct kg_ind_feed *fd, struct zeek_reader *r, const char *p, size_t n, uint32_t line, struct kg_err *err)
 {
     if (n > 7 && p[7] != r->sep)
-        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header is not separated by %s", r->file, line,
+        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header is not separated by %s", fd->file, line,
                           r->sep == '\t' ? "tabs" : "the #separator character");
-    struct field f[KG_ZEEK_MAX_COLS + 1];
+    struct kg_ind_field f[KG_ZEEK_MAX_COLS + 1];
     uint32_t nf = n > 7 ? split(p + 8, n - 8, r->sep, f, KG_ZEEK_MAX_COLS + 1) : 0;
     if (nf == 0)
-        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header names no columns", r->file, line);
+        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header names no columns", fd->file, line);
     if (nf > KG_ZEEK_MAX_COLS)
-        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header has more than %d columns", r->file, line,
+        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header has more than %d columns", fd->file, line,
                           KG_ZEEK_MAX_COLS);
 
     r->have_fields = false;
     r->col_value = r->col_type = r->col_source = r->col_severity = -1;
+    r->col_desc = r->col_from = r->col_until = -1;
     r->nextra = 0;
     memset(r->cache, 0, sizeof(r->cache));
     const char *names[KG_ZEEK_MAX_COLS];
     char pb[80];
     for (uint32_t i = 0; i < nf; i++) {
         if (f[i].n == 0)
-            return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields column %u has no name", r->file, line,
+            return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields column %u has no name", fd->file, line,
                               i + 1);
         for (uint32_t j = 0; j < i; j++) {
             if (f[j].n == f[i].n && memcmp(f[j].p, f[i].p, f[i].n) == 0)
-                return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields lists column '%s' twice", r->file, line,
-                                  printable(pb, sizeof(pb), f[i].p, f[i].n));
+                return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields lists column '%s' twice", fd->file, line,
+                                  kg_ind_printable(pb, sizeof(pb), f[i].p, f[i].n));
         }
         if (field_is(f[i], "indicator")) {
             r->col_value = (int)i;
@@ -188,20 +143,27 @@ static int parse_fields(struct zeek_reader *r, const char *p, size_t n, uint32_t
             r->col_source = (int)i;
         } else if (field_is(f[i], "meta.severity")) {
             r->col_severity = (int)i;
+        } else if (field_is(f[i], "meta.valid_from")) {
+            r->col_from = (int)i;
+        } else if (field_is(f[i], "meta.valid_until")) {
+            r->col_until = (int)i;
         } else if (f[i].n > 5 && memcmp(f[i].p, "meta.", 5) == 0) {
-            names[r->nextra] = kg_ind_set_strdup(r->s, f[i].p + 5, f[i].n - 5);
+            /* meta.desc stays a meta pair too (what alerts have always
+             * read) and also becomes the indicator's desc. */
+            if (field_is(f[i], "meta.desc")) r->col_desc = (int)i;
+            names[r->nextra] = kg_ind_set_strdup(fd->s, f[i].p + 5, f[i].n - 5);
             r->extra_col[r->nextra++] = i;
         } else {
-            warn(r, line, "column '%s' ignored (not indicator, indicator_type or meta.*)",
-                 printable(pb, sizeof(pb), f[i].p, f[i].n));
+            kg_ind_feed_warn(fd, line, "column '%s' ignored (not indicator, indicator_type or meta.*)",
+                 kg_ind_printable(pb, sizeof(pb), f[i].p, f[i].n));
         }
     }
     if (r->col_value < 0 || r->col_type < 0)
-        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header lacks the '%s' column", r->file, line,
+        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: #fields header lacks the '%s' column", fd->file, line,
                           r->col_value < 0 ? "indicator" : "indicator_type");
     r->extra_keys = NULL;
     if (r->nextra) {
-        r->extra_keys = kg_ind_set_alloc(r->s, r->nextra * sizeof(*r->extra_keys));
+        r->extra_keys = kg_ind_set_alloc(fd->s, r->nextra * sizeof(*r->extra_keys));
         memcpy(r->extra_keys, names, r->nextra * sizeof(*names));
     }
     r->ncols = nf;
@@ -211,7 +173,7 @@ static int parse_fields(struct zeek_reader *r, const char *p, size_t n, uint32_t
 
 /* Zeek's Intel::Type names. The ones Kagami has no observation for are
  * recognised so the warning can say "not supported" rather than "unknown". */
-static int parse_type(struct field f, bool *known_unsupported)
+static int parse_type(struct kg_ind_field f, bool *known_unsupported)
 {
     static const struct {
         const char *name;
@@ -223,10 +185,11 @@ static int parse_type(struct field f, bool *known_unsupported)
         {"Intel::URL", KG_IND_URL},
         {"Intel::CERT_HASH", KG_IND_CERT_HASH},
         {"Intel::JA3", KG_IND_JA3},
+        {"Intel::JA4", KG_IND_JA4},
+        {"Intel::FILE_HASH", KG_IND_FILE_HASH},
+        {"Intel::SOFTWARE", KG_IND_SOFTWARE},
         {"Intel::EMAIL", -1},
-        {"Intel::SOFTWARE", -1},
         {"Intel::USER_NAME", -1},
-        {"Intel::FILE_HASH", -1},
         {"Intel::FILE_NAME", -1},
         {"Intel::PUBKEY_HASH", -1},
     };
@@ -240,45 +203,32 @@ static int parse_type(struct field f, bool *known_unsupported)
     return -1;
 }
 
-static void bad_line(struct zeek_reader *r, uint32_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void bad_line(struct zeek_reader *r, uint32_t line, const char *fmt, ...)
-{
-    r->rep.bad_lines++;
-    char msg[640];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    warn(r, line, "%s; line skipped", msg);
-}
-
-static int parse_data(struct zeek_reader *r, const char *p, size_t n, uint32_t line, struct kg_err *err)
+static int parse_data(struct kg_ind_feed *fd, struct zeek_reader *r, const char *p, size_t n, uint32_t line, struct kg_err *err)
 {
     char pb[80];
     if (!r->have_fields)
-        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: data line before any #fields header", r->file, line);
+        return kg_err_set(err, KG_ERR_PARSE, "%s:%u: data line before any #fields header", fd->file, line);
     if (memchr(p, '\0', n)) {
-        bad_line(r, line, "NUL byte in line");
+        kg_ind_feed_bad(fd, line, "NUL byte in line");
         return 0;
     }
-    struct field f[KG_ZEEK_MAX_COLS];
+    struct kg_ind_field f[KG_ZEEK_MAX_COLS];
     uint32_t nf = split(p, n, r->sep, f, KG_ZEEK_MAX_COLS);
     if (nf != r->ncols) {
-        bad_line(r, line, "expected %u fields, found %u", r->ncols, nf);
+        kg_ind_feed_bad(fd, line, "expected %u fields, found %u", r->ncols, nf);
         return 0;
     }
     bool unsupported;
-    struct field ft = f[r->col_type];
+    struct kg_ind_field ft = f[r->col_type];
     int type = parse_type(ft, &unsupported);
     if (type < 0) {
-        bad_line(r, line, "%s indicator type '%s'", unsupported ? "unsupported" : "unknown",
-                 printable(pb, sizeof(pb), ft.p, ft.n));
+        kg_ind_feed_bad(fd, line, "%s indicator type '%s'", unsupported ? "unsupported" : "unknown",
+                 kg_ind_printable(pb, sizeof(pb), ft.p, ft.n));
         return 0;
     }
-    struct field fv = f[r->col_value];
+    struct kg_ind_field fv = f[r->col_value];
     if (field_absent(fv)) {
-        bad_line(r, line, "empty indicator");
+        kg_ind_feed_bad(fd, line, "empty indicator");
         return 0;
     }
 
@@ -287,27 +237,39 @@ static int parse_data(struct zeek_reader *r, const char *p, size_t n, uint32_t l
         .value = fv.p,
         .value_len = fv.n,
         .source = "",
-        .file = r->file,
+        .file = fd->file,
         .line = line,
     };
     if (r->col_source >= 0 && !field_absent(f[r->col_source]))
-        in.source = intern(r, (uint32_t)r->col_source, f[r->col_source]);
+        in.source = intern(fd, r, (uint32_t)r->col_source, f[r->col_source]);
     if (r->col_severity >= 0 && !field_absent(f[r->col_severity])) {
-        struct field fs = f[r->col_severity];
+        struct kg_ind_field fs = f[r->col_severity];
         if (fs.n == 1 && fs.p[0] >= '1' && fs.p[0] <= '3') {
             in.severity = fs.p[0] - '0';
         } else {
             /* The indicator is still worth loading; it just has no severity. */
-            warn(r, line, "meta.severity '%s' is not 1, 2 or 3; ignored",
-                 printable(pb, sizeof(pb), fs.p, fs.n));
+            kg_ind_feed_warn(fd, line, "meta.severity '%s' is not 1, 2 or 3; ignored",
+                 kg_ind_printable(pb, sizeof(pb), fs.p, fs.n));
         }
     }
     const char *keys[KG_ZEEK_MAX_COLS], *vals[KG_ZEEK_MAX_COLS];
     for (uint32_t i = 0; i < r->nextra; i++) {
-        struct field fm = f[r->extra_col[i]];
+        struct kg_ind_field fm = f[r->extra_col[i]];
         if (field_absent(fm)) continue;
         keys[in.nmeta] = r->extra_keys[i];
-        vals[in.nmeta++] = intern(r, r->extra_col[i], fm);
+        vals[in.nmeta++] = intern(fd, r, r->extra_col[i], fm);
+        if ((int)r->extra_col[i] == r->col_desc) in.desc = vals[in.nmeta - 1];
+    }
+    const int tcols[2] = {r->col_from, r->col_until};
+    uint64_t *touts[2] = {&in.valid_from_us, &in.valid_until_us};
+    for (int k = 0; k < 2; k++) {
+        if (tcols[k] < 0 || field_absent(f[tcols[k]])) continue;
+        struct kg_ind_field ft2 = f[tcols[k]];
+        if (!kg_ind_parse_time(ft2.p, ft2.n, touts[k])) {
+            kg_ind_feed_bad(fd, line, "meta.%s '%s' is not a timestamp (RFC 3339 or epoch seconds)",
+                            k ? "valid_until" : "valid_from", kg_ind_printable(pb, sizeof(pb), ft2.p, ft2.n));
+            return 0;
+        }
     }
     if (in.nmeta) {
         /* With every meta column present the header's name array is the
@@ -317,22 +279,7 @@ static int parse_data(struct zeek_reader *r, const char *p, size_t n, uint32_t l
         in.meta_values = vals;
     }
 
-    const struct kg_indicator *dup = NULL;
-    struct kg_err e;
-    int rc = kg_ind_set_insert(r->s, &in, &dup, &e);
-    if (rc == 0) {
-        r->rep.loaded++;
-    } else if (rc == 1) {
-        r->rep.duplicates++;
-        kg_log(KG_LOG_DEBUG, "indicators", "%s:%u: duplicate of %s:%u (%s %s), first one kept", r->file, line,
-               dup->file, dup->line, kg_ind_type_name(dup->type), dup->value);
-    } else if (rc == KG_ERR_PARSE) {
-        bad_line(r, line, "%s '%s': %s", kg_ind_type_name(in.type), printable(pb, sizeof(pb), fv.p, fv.n),
-                 e.msg);
-    } else {
-        return kg_err_set(err, rc, "%s:%u: %s", r->file, line, e.msg);
-    }
-    return 0;
+    return kg_ind_feed_add(fd, &in, err);
 }
 
 static bool blank(const char *p, size_t n)
@@ -342,80 +289,41 @@ static bool blank(const char *p, size_t n)
     return true;
 }
 
-static int parse_line(struct zeek_reader *r, const char *p, size_t n, uint32_t line, struct kg_err *err)
+static int zeek_record(struct kg_ind_feed *fd, void *ctx, const char *p, size_t n, uint32_t line,
+                       struct kg_err *err)
 {
+    struct zeek_reader *r = ctx;
     if (blank(p, n)) return 0;
-    if (p[0] != '#') return parse_data(r, p, n, line, err);
+    if (p[0] != '#') return parse_data(fd, r, p, n, line, err);
     /* "#fields" followed by the separator is the header; "#fields" followed
      * by a space is a header written with the wrong separator (an error, not
      * a comment, or every line after it would fail). */
     if (n >= 7 && memcmp(p, "#fields", 7) == 0 && (n == 7 || p[7] == r->sep || p[7] == ' ' || p[7] == '\t'))
-        return parse_fields(r, p, n, line, err);
-    if (n > 11 && memcmp(p, "#separator ", 11) == 0) return parse_separator(r, p, n, line, err);
+        return parse_fields(fd, r, p, n, line, err);
+    if (n > 11 && memcmp(p, "#separator ", 11) == 0) return parse_separator(fd, r, p, n, line, err);
     return 0; /* comment, or a Zeek header we do not need (#set_separator, #empty_field, ...) */
 }
 
-int kg_indicator_set_load_buffer(struct kg_indicator_set *s, const char *name, const char *data, size_t len,
-                                 struct kg_indicator_load_report *rep, struct kg_err *err)
+static int zeek_begin(struct kg_ind_feed *fd, void *ctx, struct kg_err *err)
 {
-    if (rep) memset(rep, 0, sizeof(*rep));
-    if (!s || !name || (!data && len)) return kg_err_set(err, KG_ERR_INVAL, "invalid arguments");
-    if (kg_ind_set_is_final(s))
-        return kg_err_set(err, KG_ERR_INVAL, "%s: indicator set is already finalized", name);
-
-    struct zeek_reader *r = kg_xcalloc(1, sizeof(*r)); /* ~1.5 KB: not on the stack */
-    r->s = s;
-    r->file = kg_ind_set_strdup(s, name, strlen(name));
+    (void)fd;
+    (void)err;
+    struct zeek_reader *r = ctx;
     r->sep = '\t';
-
-    int rc = 0;
-    const char *p = data, *end = data + len;
-    /* A UTF-8 byte order mark, as some editors write, is not part of "#fields". */
-    if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) p += 3;
-    uint32_t line = 0;
-    while (p < end) {
-        line++;
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        size_t n = (size_t)(le - p);
-        if (n && p[n - 1] == '\r') n--; /* CRLF files */
-        rc = parse_line(r, p, n, line, err);
-        if (rc < 0) break;
-        p = nl ? nl + 1 : end;
-    }
-    if (rc == 0 && !r->have_fields)
-        rc = kg_err_set(err, KG_ERR_PARSE, "%s: no #fields header (not a Zeek Intel file?)", r->file);
-
-    if (rc == 0)
-        kg_log(KG_LOG_INFO, "indicators", "%s: %llu indicators loaded, %llu bad lines, %llu duplicates",
-               r->file, (unsigned long long)r->rep.loaded, (unsigned long long)r->rep.bad_lines,
-               (unsigned long long)r->rep.duplicates);
-    if (rep) *rep = r->rep;
-    free(r);
-    return rc;
+    return 0;
 }
 
-int kg_indicator_set_load_file(struct kg_indicator_set *s, const char *path,
-                               struct kg_indicator_load_report *rep, struct kg_err *err)
+static int zeek_end(struct kg_ind_feed *fd, void *ctx, struct kg_err *err)
 {
-    if (rep) memset(rep, 0, sizeof(*rep));
-    if (!s || !path) return kg_err_set(err, KG_ERR_INVAL, "invalid arguments");
-    char eb[128];
-    FILE *f = fopen(path, "rb");
-    if (!f) return kg_err_set(err, KG_ERR_IO, "%s: cannot open: %s", path, strerror_r(errno, eb, sizeof(eb)));
-    /* Feeds are read whole (control plane; tens of MB at most) so the
-     * reader works on bytes and is the same code the fuzz tests drive. */
-    struct kg_buf b;
-    kg_buf_init(&b);
-    char chunk[65536];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        kg_buf_append(&b, chunk, got);
-    int rc = 0;
-    if (ferror(f))
-        rc = kg_err_set(err, KG_ERR_IO, "%s: read error: %s", path, strerror_r(errno, eb, sizeof(eb)));
-    fclose(f);
-    if (rc == 0) rc = kg_indicator_set_load_buffer(s, path, b.data ? b.data : "", b.len, rep, err);
-    kg_buf_free(&b);
-    return rc;
+    struct zeek_reader *r = ctx;
+    if (!r->have_fields)
+        return kg_err_set(err, KG_ERR_PARSE, "%s: no #fields header (not a Zeek Intel file?)", fd->file);
+    return 0;
 }
+
+const struct kg_ind_format_ops kg_ind_zeek_ops = {
+    .ctx_size = sizeof(struct zeek_reader),
+    .begin = zeek_begin,
+    .record = zeek_record,
+    .end = zeek_end,
+};

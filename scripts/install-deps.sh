@@ -8,7 +8,10 @@ PKGS=(build-essential cmake pkg-config
       libpcap-dev libndpi-dev libmaxminddb-dev libhiredis-dev libssl-dev libyaml-dev libjansson-dev
       python3)
 if [ "${1:-}" = "--test" ]; then
-  PKGS+=(redis-server redis-tools)
+  # Test-only: a real Redis (plain, TLS, Sentinel), the openssl CLI for test
+  # certificates and signed feeds, iproute2 + tcpreplay for the live-capture
+  # test in a network namespace, and the MaxMind writer to build test .mmdb files.
+  PKGS+=(redis-server redis-tools openssl iproute2 tcpreplay libmaxmind-db-writer-perl)
 fi
 
 missing=()

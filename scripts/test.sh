@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing (including redis-server), builds Kagami and runs
 # every test with ctest: once in a normal build, once under AddressSanitizer
-# + UndefinedBehaviorSanitizer, and the threaded tests once under
-# ThreadSanitizer. Exits non-zero if anything fails.
+# + UndefinedBehaviorSanitizer, and the threaded tests (pcap, real, live)
+# once under ThreadSanitizer. The live tests need root (network namespaces). Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -24,5 +24,5 @@ echo "== build (TSan)"
 scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug -DKG_SANITIZE=thread
 echo "== threaded tests under TSan"
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-(cd build-tsan && ctest --output-on-failure -j"$jobs" -L 'pcap|real')
+(cd build-tsan && ctest --output-on-failure -j"$jobs" -L 'pcap|real|live')
 echo "== all tests passed"

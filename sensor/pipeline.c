@@ -16,7 +16,11 @@
  * not allocate).
  */
 #include "sensor/sensor.h"
+#include "sensor/sensor_control.h"
+#include "sensor/sensor_epoch.h"
 #include "sensor/sensor_ring.h"
+#include "sensor/resolved.h"
+#include "dissect/dissect_parsers.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KG_BATCH_ARENA (128u * 1024u)
 
@@ -37,10 +42,8 @@ struct kg_batch {
     uint8_t *arena;
 };
 
-struct kg_msg {
-    size_t len;
-    char data[];
-};
+#define PUB_DISSECT (sizeof(struct kg_dissect_stats) / sizeof(uint64_t))
+#define PUB_N (PUB_DISSECT + 6) /* + capture packets, bytes, kernel drops, iface drops, alerts, dropped */
 
 struct worker {
     pthread_t th;
@@ -54,8 +57,21 @@ struct worker {
     struct kg_dissector *dis;
     struct kg_buf fmt;
     uint64_t seq;
-    uint64_t alerts, alerts_waited;
+    uint64_t alerts, alerts_waited, alerts_dropped;
+    struct kg_capture *cap; /* live mode: this worker's own capture handle */
+    struct kg_epoch *epoch;
+    const struct kg_indicator_set *set; /* loaded at quiescent points */
+    const struct kg_tuning *tuning;     /* idem; NULL = no tuning */
+    struct kg_threshold *threshold;     /* this worker's alert thresholds (GSOC tuning) */
+    uint64_t suppressed, thresholded;
+    pthread_barrier_t *end_barrier;     /* file input: all workers done with packets */
+    bool live;              /* a full alert ring drops (live) instead of waiting (file) */
     _Atomic bool done;
+    /* Counters published for the control thread's stats events: the worker
+     * copies its own counters here about once a second (relaxed atomics:
+     * no lock, and no data race on the worker's plain counters). */
+    _Atomic uint64_t pub[PUB_N];
+    uint64_t pub_last_ns;
 };
 
 struct exporter {
@@ -63,8 +79,19 @@ struct exporter {
     const struct kg_pipeline_params *p;
     struct worker *workers;
     uint32_t nworkers;
+    struct kg_control *ctl;
+    _Atomic bool ctl_done; /* the control thread has stopped: its ring only drains */
     uint64_t undelivered;
 };
+
+/* A worker's quiescent point: it holds no reference to the indicator set
+ * from before, and takes the one in force now. */
+static inline void worker_quiescent(struct worker *w)
+{
+    kg_epoch_quiescent(w->epoch, w->id);
+    w->set = atomic_load(&w->p->indicators->cur);
+    w->tuning = atomic_load(&w->p->indicators->tuning);
+}
 
 /* Waiting without a lock: spin briefly, then yield, then sleep in short
  * steps. Used only when a ring is empty or full. */
@@ -92,9 +119,55 @@ enum where {
     W_HTTP_URL,
     W_TLS_JA3,
     W_TLS_CERT,
+    W_TLS_JA4,
+    W_HTTP_UA,
+    W_DNS_ANSWER,
+    W_CONN_RESOLVED,
 };
-static const char *const where_names[] = {"conn.src_ip", "conn.dest_ip", "dns.query", "tls.sni",
-                                          "http.host",   "http.url",     "tls.ja3",   "tls.cert_sha1"};
+static const char *const where_names[] = {"conn.src_ip", "conn.dest_ip", "dns.query",       "tls.sni",
+                                          "http.host",   "http.url",     "tls.ja3",         "tls.cert_sha1",
+                                          "tls.ja4",     "http.user_agent", "dns.answer",   "conn.resolved"};
+
+/* Hands one formatted event (w->fmt) to the export thread. With file input a
+ * full ring waits (nothing lost); live, it drops and counts: capture never
+ * waits on export. Returns false when dropped. */
+static bool push_fmt(struct worker *w)
+{
+    struct kg_msg *m = malloc(sizeof(*m) + w->fmt.len);
+    if (!m) return false;
+    m->len = w->fmt.len;
+    memcpy(m->data, w->fmt.data, w->fmt.len);
+    unsigned n = 0;
+    while (!kg_ring_push(&w->out, m)) {
+        if (w->live) {
+            static struct kg_ratelimit rl;
+            free(m);
+            w->alerts_dropped++;
+            kg_log_ratelimited(&rl, 10.0, KG_LOG_WARN, "pipeline",
+                               "worker %u: event queue full, event dropped (export too slow)", w->id);
+            return false;
+        }
+        if (n == 0) w->alerts_waited++;
+        backoff(&n);
+    }
+    return true;
+}
+
+static const char *next_event_id(struct worker *w, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s-%016" PRIx64 "-%u-%" PRIu64, w->p->sensor_id, w->p->boot_id, w->id, ++w->seq);
+    return buf;
+}
+
+/* GeoIP of both ends (public addresses only; nothing when no database). */
+static void flow_geo(struct worker *w, const struct kg_flow_info *f, struct kg_geo *src, struct kg_geo *dst,
+                     const struct kg_geo **srcp, const struct kg_geo **dstp)
+{
+    *srcp = *dstp = NULL;
+    if (!w->p->geoip) return;
+    if (kg_geoip_lookup(w->p->geoip, f->key.family, f->key.saddr, src) == 1) *srcp = src;
+    if (kg_geoip_lookup(w->p->geoip, f->key.family, f->key.daddr, dst) == 1) *dstp = dst;
+}
 
 static void emit_alert(struct worker *w, const struct kg_indicator *ind, enum where wh,
                        const struct kg_observation *o, const char *seen, size_t seen_len,
@@ -103,31 +176,221 @@ static void emit_alert(struct worker *w, const struct kg_indicator *ind, enum wh
     /* One alert per flow, indicator and place. */
     if (!kg_flow_mark(o->flow, ((uint64_t)ind->id << 8 | (uint64_t)wh) + 1)) return;
 
+    /* GSOC tuning: suppressions, thresholds (per worker: a source whose flows
+     * spread over n workers may get n x count alerts per window, see
+     * docs/TUNING.md), severity overrides. */
+    struct kg_tuning_verdict v = {0};
+    const struct kg_flow_info *fl = o->flow;
+    if (w->tuning) {
+        kg_tuning_check(w->tuning, ind, where_names[wh], fl->key.family, fl->key.saddr, fl->key.daddr, o->ts_us,
+                        &v);
+        if (v.suppress) {
+            w->suppressed++;
+            return;
+        }
+        if (v.threshold_rule != KG_TUNING_NONE &&
+            !kg_threshold_allow(w->threshold, w->tuning, v.threshold_rule, ind, fl->key.family, fl->key.saddr,
+                                o->ts_us)) {
+            w->thresholded++;
+            return;
+        }
+    }
+
     char event_id[160];
-    snprintf(event_id, sizeof(event_id), "%s-%016" PRIx64 "-%u-%" PRIu64, w->p->sensor_id, w->p->boot_id,
-             w->id, ++w->seq);
+    struct kg_geo sg, dg;
     struct kg_alert a = ctx ? *ctx : (struct kg_alert){0};
     a.ts_us = o->ts_us;
-    a.event_id = event_id;
+    a.event_id = next_event_id(w, event_id, sizeof(event_id));
     a.sensor_id = w->p->sensor_id;
     a.flow = o->flow;
     a.ind = ind;
     a.where = where_names[wh];
     a.seen = seen;
     a.seen_len = seen_len;
+    a.community_id = o->flow->community_id;
+    a.severity = v.severity;
+    flow_geo(w, o->flow, &sg, &dg, &a.src_geo, &a.dest_geo);
     kg_buf_reset(&w->fmt);
     kg_event_format_alert(&w->fmt, &a);
-
-    struct kg_msg *m = malloc(sizeof(*m) + w->fmt.len);
-    if (!m) return;
-    m->len = w->fmt.len;
-    memcpy(m->data, w->fmt.data, w->fmt.len);
-    unsigned n = 0;
-    while (!kg_ring_push(&w->out, m)) {
-        if (n == 0) w->alerts_waited++;
-        backoff(&n);
+    if (push_fmt(w)) {
+        w->alerts++;
+        o->flow->alerted = true;
     }
-    w->alerts++;
+}
+
+/* Fills the header shared by metadata events. */
+static void meta_hdr(struct worker *w, const struct kg_observation *o, struct kg_event_hdr *h, char *event_id,
+                     size_t cap, struct kg_geo *sg, struct kg_geo *dg)
+{
+    memset(h, 0, sizeof(*h));
+    h->ts_us = o->ts_us;
+    h->event_id = next_event_id(w, event_id, cap);
+    h->sensor_id = w->p->sensor_id;
+    h->flow = o->flow;
+    h->community_id = o->flow->community_id;
+    flow_geo(w, o->flow, sg, dg, &h->src_geo, &h->dest_geo);
+}
+
+/* A DNS message: the dns event, answer addresses against ADDR/SUBNET
+ * (dns.answer), and the addresses a flagged name resolved to into the
+ * resolved-address cache (conn.resolved). */
+static void on_dns_message(struct worker *w, const struct kg_observation *o)
+{
+    const struct kg_dns_msg *m = o->dns;
+    const struct kg_indicator_set *set = w->set;
+    const struct kg_config *cfg = w->p->cfg;
+    if (cfg->events_dns) {
+        struct kg_dns_event_answer ans[KG_DNS_MSG_MAX_ANSWERS];
+        for (size_t i = 0; i < m->nanswers; i++) {
+            const struct kg_dns_msg_answer *a = &m->answers[i];
+            ans[i] = (struct kg_dns_event_answer){.rrname = a->name, .rrname_len = a->name_len,
+                                                  .rrtype = a->rrtype, .ttl = a->ttl, .addr_family = a->family,
+                                                  .target = a->target, .target_len = a->target_len};
+            memcpy(ans[i].addr, a->addr, sizeof(ans[i].addr));
+        }
+        struct kg_dns_event e = {.is_response = m->response, .id = m->id, .rrname = m->qname,
+                                 .rrname_len = m->qname_len, .rrtype = m->qtype, .rcode = m->rcode,
+                                 .answers = ans, .nanswers = m->nanswers};
+        char id[160];
+        struct kg_event_hdr h;
+        struct kg_geo sg, dg;
+        meta_hdr(w, o, &h, id, sizeof(id), &sg, &dg);
+        kg_buf_reset(&w->fmt);
+        kg_event_format_dns(&w->fmt, &h, &e);
+        push_fmt(w);
+    }
+    if (!m->response || !m->nanswers) return;
+    const struct kg_indicator *flagged =
+        m->qname ? kg_indicator_match_domain(set, m->qname, m->qname_len, o->ts_us) : NULL;
+    for (size_t i = 0; i < m->nanswers; i++) {
+        const struct kg_dns_msg_answer *a = &m->answers[i];
+        if (!a->family) continue;
+        char addr[46];
+        kg_addr_str(a->family, a->addr, addr);
+        const struct kg_indicator *ind = kg_indicator_match_addr(set, a->family, a->addr, o->ts_us);
+        if (ind) {
+            struct kg_alert ctx = {.dns_rrname = m->qname, .dns_rrname_len = m->qname_len};
+            emit_alert(w, ind, W_DNS_ANSWER, o, addr, strlen(addr), &ctx);
+        }
+        if (flagged) {
+            /* Kept at least 10 minutes (connections often follow long after
+             * short TTLs), at most a day. */
+            uint64_t ttl = KG_MAX(KG_MIN((uint64_t)a->ttl, 86400u), 600u);
+            kg_resolved_put(w->p->resolved, a->family, a->addr, m->qname, m->qname_len, o->ts_us,
+                            o->ts_us + ttl * 1000000u);
+        }
+    }
+}
+
+/* A connection to an address that a flagged name resolved to before the
+ * connection started: one alert per name's indicator. The domain is matched
+ * again against the set in force (it may have changed). The alert carries
+ * the flow's first packet time. */
+struct resolved_ctx {
+    struct worker *w;
+    const struct kg_observation *o;
+};
+
+static void resolved_hit(void *user, const char *name, size_t len)
+{
+    struct resolved_ctx *c = user;
+    const struct kg_flow_info *f = c->o->flow;
+    const struct kg_indicator *ind = kg_indicator_match_domain(c->w->set, name, len, f->first_ts_us);
+    if (!ind) return;
+    struct kg_alert ctx = {.dns_rrname = name, .dns_rrname_len = len};
+    struct kg_observation at = *c->o;
+    at.ts_us = f->first_ts_us;
+    emit_alert(c->w, ind, W_CONN_RESOLVED, &at, name, len, &ctx);
+}
+
+static void check_resolved(struct worker *w, const struct kg_observation *o)
+{
+    const struct kg_flow_info *f = o->flow;
+    struct resolved_ctx c = {w, o};
+    kg_resolved_get(w->p->resolved, f->key.family, f->key.daddr, f->first_ts_us, resolved_hit, &c);
+}
+
+static void on_http_txn(struct worker *w, const struct kg_observation *o)
+{
+    if (!w->p->cfg->events_http) return;
+    const struct kg_http_txn *t = o->http;
+    struct kg_http_event e = {.host = t->host, .host_len = t->host_len, .uri = t->uri, .uri_len = t->uri_len,
+                              .method = t->method, .method_len = t->method_len, .user_agent = t->user_agent,
+                              .user_agent_len = t->user_agent_len, .version_minor = t->version_minor,
+                              .status = t->status, .content_type = t->content_type,
+                              .content_type_len = t->content_type_len, .has_length = t->has_length,
+                              .length = t->length};
+    char id[160];
+    struct kg_event_hdr h;
+    struct kg_geo sg, dg;
+    meta_hdr(w, o, &h, id, sizeof(id), &sg, &dg);
+    kg_buf_reset(&w->fmt);
+    kg_event_format_http(&w->fmt, &h, &e);
+    push_fmt(w);
+}
+
+static void on_handshake(struct worker *w, const struct kg_observation *o)
+{
+    const struct kg_flow_info *f = o->flow;
+    const struct kg_handshake *hs = o->handshake;
+    const struct kg_config *cfg = w->p->cfg;
+    if (hs->quic ? !cfg->events_quic : !cfg->events_tls) return;
+    char id[160];
+    struct kg_event_hdr h;
+    struct kg_geo sg, dg;
+    meta_hdr(w, o, &h, id, sizeof(id), &sg, &dg);
+    kg_buf_reset(&w->fmt);
+    if (hs->quic) {
+        struct kg_quic_event e = {.version = f->quic_version, .sni = f->sni, .alpn = f->tls_alpn,
+                                  .ja3_hash = f->ja3, .ja4 = f->ja4};
+        kg_event_format_quic(&w->fmt, &h, &e);
+    } else {
+        /* version: what the server chose when its ServerHello was seen,
+         * else the newest the client offered. */
+        struct kg_tls_event e = {.sni = f->sni,
+                                 .version = f->tls_version_server > 1 ? f->tls_version_server : f->tls_version,
+                                 .alpn = f->tls_alpn, .ja3_hash = f->ja3, .ja4 = f->ja4, .ja3s_hash = f->ja3s};
+        const struct kg_x509_info *x = hs->cert;
+        if (x) {
+            e.has_cert = true;
+            e.subject = x->subject;
+            e.issuerdn = x->issuer;
+            e.serial = x->serial;
+            e.cert_sha1 = x->sha1;
+            e.cert_sha256 = x->sha256;
+            e.notbefore = x->not_before;
+            e.notafter = x->not_after;
+            e.self_signed = x->self_signed;
+        }
+        kg_event_format_tls(&w->fmt, &h, &e);
+    }
+    push_fmt(w);
+}
+
+static void on_flow_end(struct worker *w, const struct kg_observation *o)
+{
+    if (!w->p->cfg->events_flow) return;
+    const struct kg_flow_info *f = o->flow;
+    static const enum kg_flow_end_reason reasons[] = {
+        [KG_END_TIMEOUT] = KG_FLOW_END_TIMEOUT, [KG_END_CLOSED] = KG_FLOW_END_CLOSED,
+        [KG_END_SHUTDOWN] = KG_FLOW_END_SHUTDOWN, [KG_END_EVICTED] = KG_FLOW_END_EVICTED};
+    struct kg_flow_event e = {.reason = reasons[f->end_reason & 3], .alerted = f->alerted,
+                              .tcp_flags = (uint8_t)(f->tcp_flags_ts | f->tcp_flags_tc),
+                              .tcp_flags_ts = f->tcp_flags_ts, .tcp_flags_tc = f->tcp_flags_tc};
+    if (f->key.proto == 6) {
+        bool fin = (e.tcp_flags & 0x01) || (e.tcp_flags & 0x04);
+        bool est = (f->tcp_flags_ts & 0x10) && (f->tcp_flags_tc & 0x12);
+        e.state = fin ? "closed" : est ? "established" : "new";
+    } else {
+        e.state = f->pkts_toclient ? "established" : "new";
+    }
+    char id[160];
+    struct kg_event_hdr h;
+    struct kg_geo sg, dg;
+    meta_hdr(w, o, &h, id, sizeof(id), &sg, &dg);
+    kg_buf_reset(&w->fmt);
+    kg_event_format_flow(&w->fmt, &h, &e);
+    push_fmt(w);
 }
 
 /* Host header without its port ("example.com:8080"; "[v6]:port"). */
@@ -144,39 +407,49 @@ static size_t host_without_port(const char *h, size_t len)
 static void on_observation(void *user, const struct kg_observation *o)
 {
     struct worker *w = user;
-    const struct kg_indicator_set *set = w->p->indicators;
+    const struct kg_indicator_set *set = w->set;
     const struct kg_indicator *ind;
     struct kg_flow_info *f = o->flow;
 
     switch (o->type) {
     case KG_OBS_FLOW_START: {
         char a[46];
-        if ((ind = kg_indicator_match_addr(set, f->key.family, f->key.saddr))) {
+        if ((ind = kg_indicator_match_addr(set, f->key.family, f->key.saddr, o->ts_us))) {
             kg_addr_str(f->key.family, f->key.saddr, a);
             emit_alert(w, ind, W_SRC_IP, o, a, strlen(a), NULL);
         }
-        if ((ind = kg_indicator_match_addr(set, f->key.family, f->key.daddr))) {
+        if ((ind = kg_indicator_match_addr(set, f->key.family, f->key.daddr, o->ts_us))) {
             kg_addr_str(f->key.family, f->key.daddr, a);
             emit_alert(w, ind, W_DEST_IP, o, a, strlen(a), NULL);
         }
+        check_resolved(w, o);
         break;
     }
+    case KG_OBS_DNS_MESSAGE:
+        on_dns_message(w, o);
+        break;
+    case KG_OBS_HTTP_TXN:
+        on_http_txn(w, o);
+        break;
+    case KG_OBS_HANDSHAKE:
+        on_handshake(w, o);
+        break;
     case KG_OBS_DNS_QUERY:
-        if ((ind = kg_indicator_match_domain(set, o->value, o->value_len))) {
+        if ((ind = kg_indicator_match_domain(set, o->value, o->value_len, o->ts_us))) {
             struct kg_alert ctx = {.dns_rrname = o->value, .dns_rrname_len = o->value_len};
             emit_alert(w, ind, W_DNS_QUERY, o, o->value, o->value_len, &ctx);
         }
         break;
     case KG_OBS_TLS_SNI:
-        if ((ind = kg_indicator_match_domain(set, o->value, o->value_len)))
+        if ((ind = kg_indicator_match_domain(set, o->value, o->value_len, o->ts_us)))
             emit_alert(w, ind, W_TLS_SNI, o, o->value, o->value_len, NULL);
         break;
     case KG_OBS_TLS_JA3:
-        if ((ind = kg_indicator_match_hash(set, KG_IND_JA3, o->value, o->value_len)))
+        if ((ind = kg_indicator_match_hash(set, KG_IND_JA3, o->value, o->value_len, o->ts_us)))
             emit_alert(w, ind, W_TLS_JA3, o, o->value, o->value_len, NULL);
         break;
     case KG_OBS_TLS_CERT_SHA1:
-        if ((ind = kg_indicator_match_hash(set, KG_IND_CERT_HASH, o->value, o->value_len)))
+        if ((ind = kg_indicator_match_hash(set, KG_IND_CERT_HASH, o->value, o->value_len, o->ts_us)))
             emit_alert(w, ind, W_TLS_CERT, o, o->value, o->value_len, NULL);
         break;
     case KG_OBS_HTTP_REQUEST: {
@@ -185,9 +458,9 @@ static void on_observation(void *user, const struct kg_observation *o)
                                .http_hostname_len = hl,
                                .http_url = o->http_uri,
                                .http_url_len = o->http_uri_len};
-        if (hl && (ind = kg_indicator_match_domain(set, o->value, hl)))
+        if (hl && (ind = kg_indicator_match_domain(set, o->value, hl, o->ts_us)))
             emit_alert(w, ind, W_HTTP_HOST, o, o->value, hl, &ctx);
-        if ((ind = kg_indicator_match_url(set, o->value, o->value_len, o->http_uri, o->http_uri_len))) {
+        if ((ind = kg_indicator_match_url(set, o->value, o->value_len, o->http_uri, o->http_uri_len, o->ts_us))) {
             /* seen: the URL as Zeek writes it, host + URI */
             char url[2048];
             size_t n = KG_MIN(o->value_len, sizeof(url));
@@ -196,11 +469,76 @@ static void on_observation(void *user, const struct kg_observation *o)
             memcpy(url + n, o->http_uri, m);
             emit_alert(w, ind, W_HTTP_URL, o, url, n + m, &ctx);
         }
+        if (o->http_user_agent &&
+            (ind = kg_indicator_match_software(set, o->http_user_agent, o->http_user_agent_len, o->ts_us)))
+            emit_alert(w, ind, W_HTTP_UA, o, o->http_user_agent, o->http_user_agent_len, &ctx);
         break;
     }
-    case KG_OBS_TLS_JA4: /* carried in alerts' tls.ja4; Intel::JA4 indicators come with the feed work */
-    case KG_OBS_FLOW_END:
+    case KG_OBS_TLS_JA4:
+        if ((ind = kg_indicator_match_hash(set, KG_IND_JA4, o->value, o->value_len, o->ts_us)))
+            emit_alert(w, ind, W_TLS_JA4, o, o->value, o->value_len, NULL);
         break;
+    case KG_OBS_FLOW_END:
+        /* Checked again at the end: the answer may have been handled by
+         * another worker after this flow started (file input runs workers
+         * ahead of each other; they all finish their packets before any
+         * flushes its flows, see worker_main). */
+        check_resolved(w, o);
+        on_flow_end(w, o);
+        break;
+    }
+}
+
+
+/* ---- published counters (stats events) ------------------------------------------ */
+
+static void worker_publish(struct worker *w)
+{
+    uint64_t v[PUB_N];
+    memcpy(v, kg_dissector_stats(w->dis), sizeof(struct kg_dissect_stats));
+    struct kg_capture_stats cs = {0};
+    if (w->cap) kg_capture_get_stats(w->cap, &cs);
+    v[PUB_DISSECT + 0] = cs.packets;
+    v[PUB_DISSECT + 1] = cs.bytes;
+    v[PUB_DISSECT + 2] = cs.kernel_drops;
+    v[PUB_DISSECT + 3] = cs.iface_drops;
+    v[PUB_DISSECT + 4] = w->alerts;
+    v[PUB_DISSECT + 5] = w->alerts_dropped;
+    for (size_t i = 0; i < PUB_N; i++) atomic_store_explicit(&w->pub[i], v[i], memory_order_relaxed);
+}
+
+static inline void worker_maybe_publish(struct worker *w)
+{
+    uint64_t now = kg_monotonic_ns();
+    if (now - w->pub_last_ns < 1000000000ull) return;
+    w->pub_last_ns = now;
+    worker_publish(w);
+}
+
+struct collect_ctx {
+    struct worker *workers;
+    uint32_t nw;
+    bool live;
+};
+
+static void collect_stats(void *arg, struct kg_stats_snapshot *out)
+{
+    struct collect_ctx *c = arg;
+    uint64_t *d = (uint64_t *)&out->dissect;
+    for (uint32_t i = 0; i < c->nw; i++) {
+        struct worker *w = &c->workers[i];
+        for (size_t j = 0; j < PUB_DISSECT; j++) d[j] += atomic_load_explicit(&w->pub[j], memory_order_relaxed);
+        out->capture.packets += atomic_load_explicit(&w->pub[PUB_DISSECT + 0], memory_order_relaxed);
+        out->capture.bytes += atomic_load_explicit(&w->pub[PUB_DISSECT + 1], memory_order_relaxed);
+        out->capture.kernel_drops += atomic_load_explicit(&w->pub[PUB_DISSECT + 2], memory_order_relaxed);
+        out->capture.iface_drops =
+            KG_MAX(out->capture.iface_drops, atomic_load_explicit(&w->pub[PUB_DISSECT + 3], memory_order_relaxed));
+        out->alerts += atomic_load_explicit(&w->pub[PUB_DISSECT + 4], memory_order_relaxed);
+        out->alerts_dropped += atomic_load_explicit(&w->pub[PUB_DISSECT + 5], memory_order_relaxed);
+    }
+    if (!c->live) { /* file input: the dissectors' packet counters are the capture's */
+        out->capture.packets = out->dissect.packets;
+        out->capture.bytes = out->dissect.bytes;
     }
 }
 
@@ -211,6 +549,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     unsigned idle = 0;
     for (;;) {
+        worker_quiescent(w);
         struct kg_batch *b = kg_ring_pop(&w->in);
         if (!b) {
             backoff(&idle);
@@ -218,6 +557,7 @@ static void *worker_main(void *arg)
         }
         idle = 0;
         for (uint32_t i = 0; i < b->n; i++) kg_dissector_process(w->dis, &b->pkts[i]);
+        worker_maybe_publish(w);
         bool eof = b->eof;
         b->n = 0;
         b->used = 0;
@@ -226,17 +566,67 @@ static void *worker_main(void *arg)
         kg_ring_push(&w->empty, b);
         if (eof) break;
     }
+    /* Every worker has processed all its packets before any ends its flows,
+     * so that what ending a flow looks up (the resolved-address cache) holds
+     * everything the input said, whatever the order the workers ran in. The
+     * epoch slot stays quiescent-updated while waiting. */
+    kg_epoch_offline(w->epoch, w->id);
+    pthread_barrier_wait(w->end_barrier);
+    worker_quiescent(w);
     kg_dissector_flush(w->dis);
+    kg_epoch_offline(w->epoch, w->id);
+    atomic_store_explicit(&w->done, true, memory_order_release);
+    return NULL;
+}
+
+/* Live ("workers") mode: the worker reads its own capture handle, one of
+ * an AF_PACKET fanout group, and runs each packet to completion. A read
+ * timeout lets it expire idle flows by the wall clock when traffic stops. */
+static void *worker_live_main(void *arg)
+{
+    struct worker *w = arg;
+    struct kg_err err = {{0}};
+    uint64_t last_expire = kg_realtime_us();
+    uint64_t n = 0;
+    for (;;) {
+        struct kg_packet pkt;
+        worker_quiescent(w);
+        int rc = kg_capture_next(w->cap, &pkt, &err);
+        if (rc == 1) {
+            kg_dissector_process(w->dis, &pkt);
+            if ((++n & 4095) == 0) worker_maybe_publish(w);
+            continue;
+        }
+        if (rc == KG_ERR_EOF || atomic_load(w->p->stop)) break;
+        if (rc < 0) {
+            kg_log(KG_LOG_ERROR, "capture", "%s", err.msg);
+            break;
+        }
+        uint64_t now = kg_realtime_us();
+        if (now - last_expire >= 1000000u) {
+            kg_dissector_expire(w->dis, now);
+            last_expire = now;
+        }
+        worker_maybe_publish(w);
+    }
+    worker_quiescent(w);
+    kg_dissector_flush(w->dis);
+    kg_epoch_offline(w->epoch, w->id);
     atomic_store_explicit(&w->done, true, memory_order_release);
     return NULL;
 }
 
 /* ---- export -------------------------------------------------------------------- */
 
-static void sinks_write(const struct kg_pipeline_params *p, const struct kg_msg *m)
+/* Alerts and metadata events go to the first nalert_sinks sinks; stats,
+ * reload and error events (control) to the others when stats.outputs names
+ * any, else to the same ones. */
+static void sinks_write(const struct kg_pipeline_params *p, const struct kg_msg *m, bool control)
 {
     static struct kg_ratelimit rl;
-    for (size_t i = 0; i < p->nsinks; i++) {
+    size_t from = 0, to = p->nalert_sinks;
+    if (control && p->nsinks > p->nalert_sinks) from = p->nalert_sinks, to = p->nsinks;
+    for (size_t i = from; i < to; i++) {
         if (kg_sink_write(p->sinks[i], m->data, m->len) < 0)
             kg_log_ratelimited(&rl, 5.0, KG_LOG_ERROR, "export", "%s: cannot queue an event",
                                kg_sink_name(p->sinks[i]));
@@ -296,11 +686,21 @@ static void *export_main(void *arg)
             bool done = atomic_load_explicit(&w->done, memory_order_acquire);
             struct kg_msg *m;
             while (got < 4096 && (m = kg_ring_pop(&w->out))) {
-                sinks_write(p, m);
+                sinks_write(p, m, false);
                 free(m);
                 got++;
             }
             if (!done || kg_ring_count(&w->out)) all_done = false;
+        }
+        if (x->ctl) {
+            bool cdone = atomic_load(&x->ctl_done);
+            struct kg_msg *m;
+            while ((m = kg_ring_pop(&x->ctl->ring))) {
+                sinks_write(p, m, true);
+                free(m);
+                got++;
+            }
+            if (!cdone) all_done = false;
         }
         pending += got;
         uint64_t now = kg_monotonic_ns();
@@ -321,12 +721,17 @@ static void *export_main(void *arg)
         nanosleep(&ts, NULL);
         if (delay_ms < 2000) delay_ms *= 2;
     }
-    /* Whatever a sink did not deliver (still queued, or refused for good) is
-     * reported, and makes the run fail. */
+    /* Whatever a sink refused for good, or still holds in memory only, is
+     * reported and makes the run fail; what it holds in its disk spool is
+     * kept for the next start (docs/OUTPUTS.md). */
     for (size_t i = 0; i < p->nsinks; i++) {
         struct kg_sink_stats st;
         kg_sink_get_stats(p->sinks[i], &st);
-        uint64_t lost = st.written - st.delivered;
+        uint64_t held = st.written - st.delivered - KG_MIN(st.failed, st.written - st.delivered);
+        uint64_t lost = st.failed + (st.durable ? 0 : held);
+        if (st.durable && held)
+            kg_log(KG_LOG_WARN, "export", "%s: %" PRIu64 " events kept in the spool for the next start",
+                   kg_sink_name(p->sinks[i]), held);
         if (lost) {
             kg_log(KG_LOG_ERROR, "export", "%s: %" PRIu64 " events could not be delivered",
                    kg_sink_name(p->sinks[i]), lost);
@@ -335,6 +740,51 @@ static void *export_main(void *arg)
     }
     free(retry);
     return NULL;
+}
+
+
+/* ---- thread start and stop, shared by both modes ----------------------------------- */
+
+struct run {
+    struct kg_epoch epoch;
+    struct kg_control ctl;
+    struct exporter x;
+    struct collect_ctx cc;
+};
+
+static int start_threads(const struct kg_pipeline_params *p, struct worker *workers, uint32_t nw,
+                         void *(*worker_fn)(void *), struct run *r, struct kg_pipeline_stats *st,
+                         struct kg_err *err)
+{
+    st->started = true;
+    if (kg_epoch_init(&r->epoch, nw) < 0) return kg_err_set(err, KG_ERR_NOMEM, "cannot allocate epochs");
+    for (uint32_t i = 0; i < nw; i++) {
+        workers[i].epoch = &r->epoch;
+        workers[i].set = atomic_load(&p->indicators->cur);
+    }
+    r->cc = (struct collect_ctx){.workers = workers, .nw = nw, .live = nw && workers[0].live};
+    int rc = kg_control_start(&r->ctl, p, &r->epoch, collect_stats, &r->cc, err);
+    if (rc < 0) {
+        kg_epoch_destroy(&r->epoch);
+        return rc;
+    }
+    r->x = (struct exporter){.p = p, .workers = workers, .nworkers = nw, .ctl = &r->ctl};
+    atomic_init(&r->x.ctl_done, false);
+    for (uint32_t i = 0; i < nw; i++) pthread_create(&workers[i].th, NULL, worker_fn, &workers[i]);
+    pthread_create(&r->x.th, NULL, export_main, &r->x);
+    return 0;
+}
+
+/* Joins the workers (they have been told to finish), then the control
+ * thread, then the export thread once everything has been drained. */
+static void join_threads(struct worker *workers, uint32_t nw, struct run *r)
+{
+    for (uint32_t i = 0; i < nw; i++) pthread_join(workers[i].th, NULL);
+    kg_control_stop(&r->ctl);
+    atomic_store(&r->x.ctl_done, true);
+    pthread_join(r->x.th, NULL);
+    kg_control_destroy(&r->ctl);
+    kg_epoch_destroy(&r->epoch);
 }
 
 /* ---- reader -------------------------------------------------------------------- */
@@ -363,12 +813,12 @@ static int worker_init(struct worker *w, uint32_t id, const struct kg_pipeline_p
     const struct kg_config *cfg = p->cfg;
     w->id = id;
     w->p = p;
-    w->nbatches = cfg->ring_size;
+    w->nbatches = w->live ? 0 : cfg->ring_size;
     uint32_t bp = cfg->batch_packets;
-    if (kg_ring_init(&w->in, w->nbatches) || kg_ring_init(&w->empty, w->nbatches) ||
+    if ((!w->live && (kg_ring_init(&w->in, w->nbatches) || kg_ring_init(&w->empty, w->nbatches))) ||
         kg_ring_init(&w->out, cfg->alert_queue))
         return kg_err_set(err, KG_ERR_NOMEM, "cannot allocate pipeline rings");
-    w->batches = kg_xcalloc(w->nbatches, sizeof(*w->batches));
+    w->batches = w->nbatches ? kg_xcalloc(w->nbatches, sizeof(*w->batches)) : NULL;
     for (uint32_t i = 0; i < w->nbatches; i++) {
         w->batches[i].pkts = kg_xcalloc(bp, sizeof(struct kg_packet));
         w->batches[i].arena = kg_xmalloc(KG_BATCH_ARENA);
@@ -381,9 +831,14 @@ static int worker_init(struct worker *w, uint32_t id, const struct kg_pipeline_p
         .other_timeout_s = cfg->flow_other_timeout,
         .vlan_in_key = cfg->flow_vlan_in_key,
         .worker_id = id,
+        .dedup_window_ms = cfg->capture_dedup_ms,
+        .defrag_max_bytes = (uint64_t)cfg->defrag_max_mb * 1024u * 1024u,
+        .defrag_timeout_s = cfg->defrag_timeout,
     };
     w->dis = kg_dissector_new(&dc, on_observation, w, err);
     if (!w->dis) return KG_ERR_NOMEM;
+    w->threshold = kg_threshold_new(65536, err);
+    if (!w->threshold) return KG_ERR_NOMEM;
     kg_buf_init(&w->fmt);
     atomic_init(&w->done, false);
     return 0;
@@ -392,6 +847,7 @@ static int worker_init(struct worker *w, uint32_t id, const struct kg_pipeline_p
 static void worker_destroy(struct worker *w)
 {
     kg_dissector_free(w->dis);
+    kg_threshold_free(w->threshold);
     if (w->batches) {
         for (uint32_t i = 0; i < w->nbatches; i++) {
             free(w->batches[i].pkts);
@@ -402,6 +858,7 @@ static void worker_destroy(struct worker *w)
     struct kg_msg *m;
     if (w->out.slots)
         while ((m = kg_ring_pop(&w->out))) free(m);
+    kg_capture_free(w->cap);
     kg_ring_destroy(&w->in);
     kg_ring_destroy(&w->empty);
     kg_ring_destroy(&w->out);
@@ -415,7 +872,7 @@ static void sum_dissect(struct kg_dissect_stats *sum, const struct kg_dissect_st
     for (size_t i = 0; i < sizeof(*s) / sizeof(uint64_t); i++) b[i] += a[i];
 }
 
-int kg_pipeline_run(const struct kg_pipeline_params *p, struct kg_pipeline_stats *st, struct kg_err *err)
+static int run_file(const struct kg_pipeline_params *p, struct kg_pipeline_stats *st, struct kg_err *err)
 {
     const struct kg_config *cfg = p->cfg;
     uint32_t nw = p->workers ? p->workers : 1;
@@ -447,25 +904,34 @@ int kg_pipeline_run(const struct kg_pipeline_params *p, struct kg_pipeline_stats
             return rc;
         }
     }
-    for (uint32_t i = 0; i < nw; i++) pthread_create(&workers[i].th, NULL, worker_main, &workers[i]);
-    struct exporter x = {.p = p, .workers = workers, .nworkers = nw};
-    pthread_create(&x.th, NULL, export_main, &x);
+    pthread_barrier_t end_barrier;
+    pthread_barrier_init(&end_barrier, NULL, nw);
+    for (uint32_t i = 0; i < nw; i++) workers[i].end_barrier = &end_barrier;
+    struct run r;
+    if ((rc = start_threads(p, workers, nw, worker_main, &r, st, err)) < 0) {
+        pthread_barrier_destroy(&end_barrier);
+        for (uint32_t j = 0; j < nw; j++) worker_destroy(&workers[j]);
+        free(workers);
+        for (size_t j = 0; j < ncap; j++) kg_capture_free(caps[j]);
+        free(caps);
+        return rc;
+    }
 
     /* Reader loop. */
     struct kg_batch **cur = kg_xcalloc(nw, sizeof(*cur));
     for (uint32_t i = 0; i < nw; i++) cur[i] = take_batch(&workers[i], st);
-    for (size_t c = 0; c < ncap && !*p->stop; c++) {
+    for (size_t c = 0; c < ncap && !atomic_load(p->stop); c++) {
         struct kg_packet pkt;
         struct kg_err rerr = {{0}};
-        int r;
-        while (!*p->stop && (r = kg_capture_next(caps[c], &pkt, &rerr)) != KG_ERR_EOF) {
-            if (r < 0) {
+        int got;
+        while (!atomic_load(p->stop) && (got = kg_capture_next(caps[c], &pkt, &rerr)) != KG_ERR_EOF) {
+            if (got < 0) {
                 /* A damaged or truncated file: keep what was read, say so. */
                 kg_log(KG_LOG_WARN, "capture", "%s", rerr.msg);
                 st->read_errors++;
                 break;
             }
-            if (r == 0) continue;
+            if (got == 0) continue;
             st->packets_read++;
             st->bytes_read += pkt.wirelen;
             uint32_t wi = nw > 1 ? kg_dissect_packet_hash(&pkt) % nw : 0;
@@ -488,20 +954,138 @@ int kg_pipeline_run(const struct kg_pipeline_params *p, struct kg_pipeline_stats
         hand_over(&workers[i], cur[i]);
     }
     free(cur);
-    for (uint32_t i = 0; i < nw; i++) pthread_join(workers[i].th, NULL);
-    pthread_join(x.th, NULL);
+    join_threads(workers, nw, &r);
+    pthread_barrier_destroy(&end_barrier);
 
     for (uint32_t i = 0; i < nw; i++) {
         sum_dissect(&st->dissect, kg_dissector_stats(workers[i].dis));
         st->alerts += workers[i].alerts;
         st->alerts_waited += workers[i].alerts_waited;
+        st->alerts_suppressed += workers[i].suppressed;
+        st->alerts_thresholded += workers[i].thresholded;
         worker_destroy(&workers[i]);
     }
-    st->alerts_undelivered = x.undelivered;
+    st->alerts_undelivered = r.x.undelivered;
+    st->reloads = r.ctl.reloads;
+    st->reloads_failed = r.ctl.reloads_failed;
     free(workers);
     for (size_t j = 0; j < ncap; j++) kg_capture_free(caps[j]);
     free(caps);
-    if (x.undelivered)
-        return kg_err_set(err, KG_ERR_IO, "%" PRIu64 " alerts could not be delivered", x.undelivered);
+    if (r.x.undelivered)
+        return kg_err_set(err, KG_ERR_IO, "%" PRIu64 " alerts could not be delivered", r.x.undelivered);
     return 0;
+}
+
+/* ---- live mode ------------------------------------------------------------------ */
+
+/* Opens capture.threads handles per interface; with more than one, they
+ * join one fanout group per interface (group ids unique to this process). */
+static int open_live(const struct kg_pipeline_params *p, struct worker *workers, uint32_t nw, struct kg_err *err)
+{
+    const struct kg_config *cfg = p->cfg;
+    uint32_t threads = cfg->capture_threads ? cfg->capture_threads : 1;
+    for (uint32_t i = 0; i < nw; i++) {
+        uint32_t iface = i / threads;
+        const char *name = cfg->capture_ifaces.items[iface];
+        struct kg_capture *c = kg_capture_new("pcap_live", name, err);
+        if (!c) return KG_ERR_INVAL;
+        workers[i].cap = c;
+        kg_capture_set_iface_index(c, (uint16_t)iface);
+        kg_capture_set_snaplen(c, cfg->capture_snaplen);
+        kg_capture_set_promisc(c, cfg->capture_promisc);
+        kg_capture_set_buffer_size(c, cfg->capture_buffer_mb * 1024u * 1024u);
+        kg_capture_set_timeout_ms(c, 100);
+        if (cfg->capture_bpf && cfg->capture_bpf[0]) kg_capture_set_filter(c, cfg->capture_bpf);
+        int rc = kg_capture_start(c, err);
+        if (rc < 0) return rc;
+        if (threads > 1) {
+            uint16_t group = (uint16_t)(((uint32_t)getpid() * 7u + iface) & 0xffffu);
+            if ((rc = kg_capture_set_fanout(c, group)) < 0)
+                return kg_err_set(err, rc, "%s: cannot join AF_PACKET fanout group %u", name, group);
+        }
+    }
+    return 0;
+}
+
+static void log_capture_stats(const struct kg_config *cfg, struct worker *workers, uint32_t nw)
+{
+    uint32_t threads = cfg->capture_threads ? cfg->capture_threads : 1;
+    for (size_t iface = 0; iface < cfg->capture_ifaces.count; iface++) {
+        struct kg_capture_stats sum = {0};
+        for (uint32_t t = 0; t < threads; t++) {
+            uint32_t i = (uint32_t)iface * threads + t;
+            if (i >= nw || !workers[i].cap) continue;
+            struct kg_capture_stats cs;
+            kg_capture_get_stats(workers[i].cap, &cs);
+            sum.packets += cs.packets;
+            sum.bytes += cs.bytes;
+            sum.kernel_drops += cs.kernel_drops;
+            /* Interface drops are counted by the interface, and every handle of
+             * the fanout group reports the same counter: take it once. */
+            sum.iface_drops = KG_MAX(sum.iface_drops, cs.iface_drops);
+        }
+        kg_log(KG_LOG_INFO, "capture",
+               "%s: packets %" PRIu64 ", bytes %" PRIu64 ", kernel drops %" PRIu64 ", interface drops %" PRIu64,
+               cfg->capture_ifaces.items[iface], sum.packets, sum.bytes, sum.kernel_drops, sum.iface_drops);
+    }
+}
+
+static int run_live(const struct kg_pipeline_params *p, struct kg_pipeline_stats *st, struct kg_err *err)
+{
+    const struct kg_config *cfg = p->cfg;
+    uint32_t threads = cfg->capture_threads ? cfg->capture_threads : 1;
+    uint32_t nw = (uint32_t)cfg->capture_ifaces.count * threads;
+    memset(st, 0, sizeof(*st));
+    int rc;
+    struct worker *workers = kg_xcalloc(nw, sizeof(*workers));
+    for (uint32_t i = 0; i < nw; i++) workers[i].live = true;
+    for (uint32_t i = 0; i < nw; i++) {
+        if ((rc = worker_init(&workers[i], i, p, err)) < 0) goto fail;
+    }
+    if ((rc = open_live(p, workers, nw, err)) < 0) goto fail;
+    kg_log(KG_LOG_INFO, "capture", "capturing on %zu interface(s), %u thread(s) each",
+           cfg->capture_ifaces.count, threads);
+
+    struct run r;
+    if ((rc = start_threads(p, workers, nw, worker_live_main, &r, st, err)) < 0) goto fail;
+
+    /* The main thread waits for SIGINT/SIGTERM, then stops the captures. */
+    while (!atomic_load(p->stop)) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    for (uint32_t i = 0; i < nw; i++) kg_capture_break(workers[i].cap);
+    join_threads(workers, nw, &r);
+
+    log_capture_stats(cfg, workers, nw);
+    for (uint32_t i = 0; i < nw; i++) {
+        struct kg_capture_stats cs;
+        kg_capture_get_stats(workers[i].cap, &cs);
+        st->packets_read += cs.packets;
+        st->bytes_read += cs.bytes;
+        sum_dissect(&st->dissect, kg_dissector_stats(workers[i].dis));
+        st->alerts += workers[i].alerts;
+        st->alerts_dropped += workers[i].alerts_dropped;
+        st->alerts_suppressed += workers[i].suppressed;
+        st->alerts_thresholded += workers[i].thresholded;
+        worker_destroy(&workers[i]);
+    }
+    free(workers);
+    st->alerts_undelivered = r.x.undelivered;
+    st->reloads = r.ctl.reloads;
+    st->reloads_failed = r.ctl.reloads_failed;
+    if (r.x.undelivered)
+        return kg_err_set(err, KG_ERR_IO, "%" PRIu64 " alerts could not be delivered", r.x.undelivered);
+    return 0;
+
+fail:
+    for (uint32_t i = 0; i < nw; i++) worker_destroy(&workers[i]);
+    free(workers);
+    return rc;
+}
+
+int kg_pipeline_run(const struct kg_pipeline_params *p, struct kg_pipeline_stats *st, struct kg_err *err)
+{
+    if (p->cfg->capture_ifaces.count) return run_live(p, st, err);
+    return run_file(p, st, err);
 }

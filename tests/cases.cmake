@@ -1,6 +1,7 @@
 # End-to-end pcap cases: one ctest per tests/cases/<name>/case.json. Each runs
 # kagami on the case's capture (pcaps/, made by scripts/make_pcaps.py) with
-# its indicators and compares the alerts with expected.jsonl
+# its indicators and compares the alerts with expected.jsonl, and the
+# metadata events with expected_events.jsonl when the case turns them on
 # (tests/scripts/run_case.py, standard-library Python 3).
 #   ctest -L pcap --output-on-failure
 if(TARGET kagami)
@@ -24,4 +25,12 @@ if(TARGET kagami)
   else()
     message(WARNING "python3 not found: the pcap cases (tests/cases) are not registered")
   endif()
+endif()
+
+# The committed captures and cases are what the generator makes (it is
+# deterministic). Needs Debian's python3 with scapy; skipped without it.
+if(EXISTS /usr/bin/python3)
+  add_test(NAME pcap_generator_current
+    COMMAND sh -c "/usr/bin/python3 -c 'import scapy' 2>/dev/null || { echo 'scapy not installed: skipped'; exit 77; }; exec /usr/bin/python3 \"$0\" --check" ${CMAKE_SOURCE_DIR}/scripts/make_pcaps.py)
+  set_tests_properties(pcap_generator_current PROPERTIES LABELS pcap TIMEOUT 120 SKIP_RETURN_CODE 77)
 endif()

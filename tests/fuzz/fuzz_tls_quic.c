@@ -71,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = size - 1;
         memcpy(frames, data + 1, n);
         memset(frames + n, 0, 32); /* PADDING: room for the header-protection sample */
-        struct qs_params q = {data[0] & 1 ? QS_V2 : QS_V1, dcid, 8, NULL, 0, NULL, 0, data[0] >> 2, 1 + (data[0] >> 1 & 1),
-                              false, 0, -1};
+        struct qs_params q = {data[0] & 1 ? QS_V2 : QS_V1, dcid,  8, NULL, 0, NULL, 0, data[0] >> 2,
+                              1 + (data[0] >> 1 & 1),      false, 0, -1};
         size_t pn = qs_seal(&q, frames, n + 32, pkt, sizeof(pkt));
         if (pn == 0) abort();
         memset(&c, 0, sizeof(c));

@@ -7,10 +7,14 @@ A case directory holds:
   case.json        {"description": ..., "pcap": "pcaps/x.pcap" (relative to the
                    repository root), "indicators": ["indicators.intel"] (relative
                    to the case directory), "workers": [1, 2],
-                   optionally "args": [extra kagami arguments]}
+                   optionally "args": [extra kagami arguments, e.g. "--set",
+                   "events.dns=true"], and optionally "events": {"types":
+                   [metadata event types checked], "projection": {"*": [dotted
+                   paths kept for every event], "<type>": [paths for that type]}}}
   indicators.intel the Zeek Intel feed
   expected.jsonl   one JSON object per expected alert, holding only the fields
                    to compare (written by scripts/make_pcaps.py)
+  expected_events.jsonl  (with "events") one projected metadata event per line
 
 For each worker count, kagami runs as
   kagami -r PCAP --indicators FEED... -o file:TMP/alerts.json --workers N [args]
@@ -18,6 +22,13 @@ and must exit 0. Every output line must be a JSON alert with the required
 fields; then each expected alert must match exactly one actual alert on every
 field it gives (nested objects compare key by key, lists exactly; a field
 given as null must be absent), and every actual alert must be matched.
+
+With "events", output lines whose event_type is one of "types" are metadata
+events instead: each is checked for the common header, reduced to the
+projection (the "*" paths and those of its type; a path through a list keeps
+that member of every element; absent members stay absent), and the multiset
+of projected events must equal expected_events.jsonl exactly: nothing
+missing, nothing extra. Any other event_type is an error.
 
   run_case.py --kagami build/sensor/kagami --case tests/cases/dns_udp
   run_case.py --case tests/cases/dns_udp --dry-run-output alerts.json
@@ -36,18 +47,23 @@ import sys
 import tempfile
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+0000$")
-IND_TYPES = {"ADDR", "SUBNET", "DOMAIN", "URL", "CERT_HASH", "JA3"}
+IND_TYPES = {"ADDR", "SUBNET", "DOMAIN", "URL", "CERT_HASH", "JA3", "JA4", "SOFTWARE", "FILE_HASH"}
 # Which indicator types can be matched at each place.
 WHERE_TYPES = {
     "conn.src_ip": {"ADDR", "SUBNET"},
     "conn.dest_ip": {"ADDR", "SUBNET"},
     "dns.query": {"DOMAIN"},
+    "dns.answer": {"ADDR", "SUBNET"},
+    "conn.resolved": {"DOMAIN"},
     "tls.sni": {"DOMAIN"},
     "http.host": {"DOMAIN"},
     "http.url": {"URL"},
+    "http.user_agent": {"SOFTWARE"},
     "tls.ja3": {"JA3"},
+    "tls.ja4": {"JA4"},
     "tls.cert_sha1": {"CERT_HASH"},
 }
+CID_RE = re.compile(r"^1:[A-Za-z0-9+/]{27}=$")
 PROTOS = {"TCP", "UDP", "ICMP", "IPv6-ICMP"}
 
 ABSENT = object()
@@ -127,11 +143,39 @@ def check_alert(a):
     return errs
 
 
-def read_alerts(path):
-    """Parses the output file; returns (alerts, problems)."""
-    alerts, problems = [], []
+def check_event(e):
+    """Returns the list of problems with one metadata event's common header."""
+    errs = []
+    for k, types in (("timestamp", str), ("flow_id", int), ("event_type", str), ("src_ip", str), ("dest_ip", str),
+                     ("proto", str)):
+        v = e.get(k)
+        if not (is_int(v) if types is int else isinstance(v, types)):
+            errs.append("missing or mistyped field %s: %r" % (k, v))
+    if isinstance(e.get("timestamp"), str) and not TS_RE.match(e["timestamp"]):
+        errs.append("bad timestamp %r" % e["timestamp"])
+    for k in ("src_ip", "dest_ip"):
+        if isinstance(e.get(k), str):
+            try:
+                ipaddress.ip_address(e[k])
+            except ValueError:
+                errs.append("%s is not an address: %r" % (k, e[k]))
+    if e.get("proto") in ("TCP", "UDP"):
+        for k in ("src_port", "dest_port"):
+            if not (is_int(e.get(k)) and 0 <= e[k] <= 65535):
+                errs.append("bad %s %r" % (k, e.get(k)))
+    if "community_id" in e and not (isinstance(e["community_id"], str) and CID_RE.match(e["community_id"])):
+        errs.append("bad community_id %r" % e["community_id"])
+    if not isinstance(e.get(e.get("event_type")), dict):
+        errs.append("no %r object" % e.get("event_type"))
+    return errs
+
+
+def read_alerts(path, event_types=()):
+    """Parses the output file; returns (alerts, events, problems). Lines whose
+    event_type is in event_types are metadata events, the others alerts."""
+    alerts, events, problems = [], [], []
     if not os.path.exists(path):
-        return alerts, problems  # a sink may create its file on the first event only
+        return alerts, events, problems  # a sink may create its file on the first event only
     with open(path, "rb") as f:
         data = f.read()
     if data and not data.endswith(b"\n"):
@@ -152,11 +196,20 @@ def read_alerts(path):
         if not isinstance(a, dict):
             problems.append("line %d: not a JSON object" % n)
             continue
+        if event_types and a.get("event_type") in event_types:
+            for e in check_event(a):
+                problems.append("line %d (%s event): %s" % (n, a.get("event_type"), e))
+            events.append(a)
+            continue
+        if a.get("event_type") != "alert" and isinstance(a.get("event_type"), str):
+            problems.append("line %d: a %r event, not a type this case checks (%s): %s" % (
+                n, a["event_type"], ", ".join(["alert"] + list(event_types)), line[:200]))
+            continue
         for e in check_alert(a):
             problems.append("line %d: %s" % (n, e))
         alerts.append(a)
     ids = {}
-    for n, a in enumerate(alerts):
+    for n, a in enumerate(alerts + events):
         ids.setdefault(a.get("event_id"), []).append(n)
     for eid, where in ids.items():
         if eid is not None and len(where) > 1:
@@ -170,7 +223,7 @@ def read_alerts(path):
             problems.append("two alerts for one flow, indicator and place: flow_id=%r %s %r at %s"
                             % (key[0], key[1], key[2], key[3]))
         seen[key] = True
-    return alerts, problems
+    return alerts, events, problems
 
 
 def mismatches(exp, act, path=""):
@@ -235,6 +288,84 @@ def compare(expected, actual):
     return fails
 
 
+def path_tree(paths):
+    """["a.b", "a.c", "d"] -> {"a": {"b": {}, "c": {}}, "d": {}}."""
+    tree = {}
+    for p in paths:
+        node = tree
+        for part in p.split("."):
+            node = node.setdefault(part, {})
+    return tree
+
+
+def project(value, tree):
+    """Keeps the members of `value` named by `tree`; through a list, keeps them
+    in every element. A leaf keeps the whole value."""
+    if not tree:
+        return value
+    if isinstance(value, list):
+        return [project(v, tree) for v in value]
+    if isinstance(value, dict):
+        return {k: project(value[k], sub) for k, sub in tree.items() if k in value}
+    return value
+
+
+def project_event(e, projection):
+    return project(e, path_tree(projection.get("*", []) + projection.get(e.get("event_type"), [])))
+
+
+def canon(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def event_diff(a, b, path=""):
+    """Paths where two projected events differ (for messages)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                out.append("%s%s: %s vs %s" % (path, k, json.dumps(a.get(k, "(absent)")),
+                                               json.dumps(b.get(k, "(absent)"))))
+            else:
+                out += event_diff(a[k], b[k], path + k + ".")
+        return out
+    return [] if a == b else ["%s: %s vs %s" % (path.rstrip("."), json.dumps(a), json.dumps(b))]
+
+
+def ebrief(e):
+    return "%s %s %s:%s -> %s:%s" % (e.get("event_type"), e.get("proto"), e.get("src_ip"), e.get("src_port", "-"),
+                                     e.get("dest_ip"), e.get("dest_port", "-"))
+
+
+def compare_events(expected, actual, projection):
+    """Multiset comparison of projected events; returns failure messages."""
+    exp = {}
+    for e in expected:
+        exp.setdefault(canon(e), []).append(e)
+    act = {}
+    for a in actual:
+        p = project_event(a, projection)
+        act.setdefault(canon(p), []).append(p)
+    missing, extra = [], []
+    for k in sorted(set(exp) | set(act)):
+        ne, na = len(exp.get(k, [])), len(act.get(k, []))
+        if ne > na:
+            missing += exp[k][:ne - na]
+        elif na > ne:
+            extra += act[k][:na - ne]
+    fails = []
+    for e in missing:
+        msg = "MISSING event: %s\n    %s" % (ebrief(e), canon(e))
+        same = [x for x in extra if x.get("event_type") == e.get("event_type")]
+        if same:
+            best = min(same, key=lambda x: len(event_diff(e, x)))
+            msg += "\n    closest unexpected event differs (expected vs actual): %s" % "; ".join(event_diff(e, best))
+        fails.append(msg)
+    for a in extra:
+        fails.append("UNEXPECTED event: %s\n    %s" % (ebrief(a), canon(a)))
+    return fails
+
+
 def load_case(case_dir, source_dir):
     path = os.path.join(case_dir, "case.json")
     try:
@@ -263,23 +394,45 @@ def load_case(case_dir, source_dir):
     except OSError as e:
         raise CaseError(str(e))
     case["expected"] = expected
+    if "events" in case:
+        ev = case["events"]
+        if not (isinstance(ev, dict) and isinstance(ev.get("types"), list) and isinstance(ev.get("projection"), dict)):
+            raise CaseError("%s: \"events\" needs \"types\" (a list) and \"projection\" (an object)" % path)
+        exp_path = os.path.join(case_dir, "expected_events.jsonl")
+        case["expected_events"] = []
+        try:
+            with open(exp_path) as f:
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            case["expected_events"].append(json.loads(line))
+                        except ValueError as e:
+                            raise CaseError("%s:%d: %s" % (exp_path, n, e))
+        except OSError as e:
+            raise CaseError(str(e))
     return case
 
 
-def check_output(name, out_path, expected):
-    alerts, problems = read_alerts(out_path)
+def check_output(case, out_path):
+    """Returns (counts text, failure messages)."""
+    ev = case.get("events")
+    alerts, events, problems = read_alerts(out_path, ev["types"] if ev else ())
     fails = ["BAD OUTPUT " + p for p in problems]
-    fails += compare(expected, alerts)
-    return alerts, fails
+    fails += compare(case["expected"], alerts)
+    counts = "%d alert(s), %d expected" % (len(alerts), len(case["expected"]))
+    if ev:
+        fails += compare_events(case["expected_events"], events, ev["projection"])
+        counts += "; %d event(s), %d expected" % (len(events), len(case["expected_events"]))
+    return counts, fails
 
 
-def report(label, alerts, expected, fails):
+def report(label, counts, fails):
     if fails:
-        print("FAIL %s: %d alert(s), %d expected" % (label, len(alerts), len(expected)))
+        print("FAIL %s: %s" % (label, counts))
         for f in fails:
             print("  " + f)
     else:
-        print("ok   %s: %d alert(s) as expected" % (label, len(alerts)))
+        print("ok   %s: %s" % (label, counts))
 
 
 def main():
@@ -302,14 +455,12 @@ def main():
     except CaseError as e:
         print("ERROR %s: %s" % (name, e))
         return 2
-    expected = case["expected"]
-
     if args.dry_run_output:
         if not os.path.isfile(args.dry_run_output):
             print("ERROR %s: no output file %s" % (name, args.dry_run_output))
             return 2
-        alerts, fails = check_output(name, args.dry_run_output, expected)
-        report("%s (output %s)" % (name, args.dry_run_output), alerts, expected, fails)
+        counts, fails = check_output(case, args.dry_run_output)
+        report("%s (output %s)" % (name, args.dry_run_output), counts, fails)
         return 1 if fails else 0
 
     failed = False
@@ -336,9 +487,9 @@ def main():
             how = ("killed by signal %d" % -proc.returncode) if proc.returncode < 0 else \
                 "exit status %d" % proc.returncode
             fails.append("kagami failed (%s)" % how)
-        alerts, more = check_output(name, out, expected)
+        counts, more = check_output(case, out)
         fails += more
-        report(label, alerts, expected, fails)
+        report(label, counts, fails)
         if fails:
             failed = True
             print("  command: " + " ".join(cmd))

@@ -30,7 +30,7 @@
 #define QS_DRAFT29 0xff00001du
 
 static inline int qs_hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key, size_t key_len,
-                   const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+                          const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
 {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
@@ -73,9 +73,11 @@ static inline void qs_put_varint(uint8_t *out, size_t *n, uint64_t v)
         out[(*n)++] = (uint8_t)(0x40 | (v >> 8));
         out[(*n)++] = (uint8_t)v;
     } else if (v < (1u << 30)) {
-        for (int i = 3; i >= 0; i--) out[(*n)++] = (uint8_t)((i == 3 ? 0x80 : 0) | (uint8_t)(v >> (8 * i)));
+        for (int i = 3; i >= 0; i--)
+            out[(*n)++] = (uint8_t)((i == 3 ? 0x80 : 0) | (uint8_t)(v >> (8 * i)));
     } else {
-        for (int i = 7; i >= 0; i--) out[(*n)++] = (uint8_t)((i == 7 ? 0xc0 : 0) | (uint8_t)(v >> (8 * i)));
+        for (int i = 7; i >= 0; i--)
+            out[(*n)++] = (uint8_t)((i == 7 ? 0xc0 : 0) | (uint8_t)(v >> (8 * i)));
     }
 }
 
@@ -88,18 +90,18 @@ struct qs_params {
     const uint8_t *token;
     size_t token_len;
     uint32_t pn;
-    size_t pn_len;         /* 1..4 */
-    bool server;           /* use the "server in" secret */
-    int length_field_len;  /* 0: minimal; 2 or 4 forces that many bytes (RFC 9001 A.2 uses 2) */
-    int long_type;         /* -1: Initial; else the raw 2-bit long-header type (0-RTT etc.) */
+    size_t pn_len;        /* 1..4 */
+    bool server;          /* use the "server in" secret */
+    int length_field_len; /* 0: minimal; 2 or 4 forces that many bytes (RFC 9001 A.2 uses 2) */
+    int long_type;        /* -1: Initial; else the raw 2-bit long-header type (0-RTT etc.) */
 };
 
 /*
  * Writes a protected long-header packet carrying `payload` (frames) into
  * out (capacity cap). Returns its length, or 0 on error.
  */
-static inline size_t qs_seal(const struct qs_params *q, const uint8_t *payload, size_t payload_len, uint8_t *out,
-                      size_t cap)
+static inline size_t qs_seal(const struct qs_params *q, const uint8_t *payload, size_t payload_len,
+                             uint8_t *out, size_t cap)
 {
     static const uint8_t salt_v1[20] = {0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17,
                                         0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a};
@@ -127,7 +129,8 @@ static inline size_t qs_seal(const struct qs_params *q, const uint8_t *payload, 
     bool is_initial = type == (v2 ? 1 : 0);
     size_t n = 0;
     out[n++] = (uint8_t)(0xc0 | (type << 4) | (pn_len - 1));
-    for (int i = 3; i >= 0; i--) out[n++] = (uint8_t)(q->version >> (8 * i));
+    for (int i = 3; i >= 0; i--)
+        out[n++] = (uint8_t)(q->version >> (8 * i));
     out[n++] = (uint8_t)q->dcid_len;
     memcpy(out + n, q->dcid, q->dcid_len);
     n += q->dcid_len;
@@ -152,12 +155,14 @@ static inline size_t qs_seal(const struct qs_params *q, const uint8_t *payload, 
         qs_put_varint(out, &n, length);
     }
     size_t pn_off = n;
-    for (size_t i = 0; i < pn_len; i++) out[n++] = (uint8_t)(q->pn >> (8 * (pn_len - 1 - i)));
+    for (size_t i = 0; i < pn_len; i++)
+        out[n++] = (uint8_t)(q->pn >> (8 * (pn_len - 1 - i)));
     size_t hdr_len = n;
 
     uint8_t nonce[12];
     memcpy(nonce, iv, 12);
-    for (int i = 0; i < 4; i++) nonce[11 - i] ^= (uint8_t)(q->pn >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        nonce[11 - i] ^= (uint8_t)(q->pn >> (8 * i));
 
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int outl = 0, fin = 0;
@@ -171,13 +176,15 @@ static inline size_t qs_seal(const struct qs_params *q, const uint8_t *payload, 
     /* Header protection: AES-ECB of the sample taken 4 bytes after the
      * start of the packet number. */
     uint8_t mask[16];
-    ok = ok && EVP_CIPHER_CTX_reset(ctx) == 1 && EVP_EncryptInit_ex(ctx, EVP_aes_128_ecb(), NULL, hp, NULL) == 1 &&
+    ok = ok && EVP_CIPHER_CTX_reset(ctx) == 1 &&
+         EVP_EncryptInit_ex(ctx, EVP_aes_128_ecb(), NULL, hp, NULL) == 1 &&
          EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 && pn_off + 4 + 16 <= n &&
          EVP_EncryptUpdate(ctx, mask, &outl, out + pn_off + 4, 16) == 1;
     EVP_CIPHER_CTX_free(ctx);
     if (!ok) return 0;
     out[0] ^= mask[0] & 0x0f;
-    for (size_t i = 0; i < pn_len; i++) out[pn_off + i] ^= mask[1 + i];
+    for (size_t i = 0; i < pn_len; i++)
+        out[pn_off + i] ^= mask[1 + i];
     return n;
 }
 

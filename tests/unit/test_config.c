@@ -142,22 +142,48 @@ static bool cfg_equal(const struct kg_config *a, const struct kg_config *b)
     STR_EQ(log_level);
     NUM_EQ(workers);
     ok &= list_equal("read_files", &a->read_files, &b->read_files);
+    ok &= list_equal("capture_ifaces", &a->capture_ifaces, &b->capture_ifaces);
+    NUM_EQ(capture_threads);
+    NUM_EQ(capture_snaplen);
+    NUM_EQ(capture_promisc);
+    NUM_EQ(capture_buffer_mb);
+    STR_EQ(capture_bpf);
+    NUM_EQ(capture_dedup_ms);
     ok &= list_equal("indicator_files", &a->indicator_files, &b->indicator_files);
+    STR_EQ(indicator_tuning);
+    ok &= list_equal("indicator_trusted_keys", &a->indicator_trusted_keys, &b->indicator_trusted_keys);
+    NUM_EQ(indicator_require_signature);
+    STR_EQ(indicator_redis);
+    NUM_EQ(indicator_redis_poll);
+    NUM_EQ(indicator_watch);
     ok &= list_equal("outputs", &a->outputs, &b->outputs);
+    ok &= list_equal("stats.outputs", &a->stats_outputs, &b->stats_outputs);
     NUM_EQ(flow_max);
     NUM_EQ(flow_tcp_timeout);
     NUM_EQ(flow_udp_timeout);
     NUM_EQ(flow_other_timeout);
     NUM_EQ(flow_vlan_in_key);
+    NUM_EQ(defrag_max_mb);
+    NUM_EQ(defrag_timeout);
     NUM_EQ(ring_size);
     NUM_EQ(batch_packets);
     NUM_EQ(alert_queue);
+    NUM_EQ(stats_interval);
+    NUM_EQ(events_dns);
+    NUM_EQ(events_tls);
+    NUM_EQ(events_http);
+    NUM_EQ(events_quic);
+    NUM_EQ(events_flow);
+    STR_EQ(geoip_country_db);
+    STR_EQ(geoip_asn_db);
 #undef STR_EQ
 #undef NUM_EQ
     return ok;
 }
 
-/* Dumps cfg, loads the dump into a fresh default config, and compares. */
+/* Dumps cfg, loads the dump over a config with every key off its default
+ * (full.yaml), and compares: so the dump must write every key, and write an
+ * empty string or list so that it reads back empty rather than absent. */
 static bool round_trips(const struct kg_config *cfg)
 {
     const char *path = tmp_path("dump.yaml");
@@ -168,6 +194,11 @@ static bool round_trips(const struct kg_config *cfg)
     struct kg_config back;
     kg_config_init(&back);
     struct kg_err err = {{0}};
+    if (kg_config_load_file(&back, fixture("full.yaml"), &err) != 0) {
+        fprintf(stderr, "  loading full.yaml failed: %s\n", err.msg);
+        kg_config_free(&back);
+        return false;
+    }
     int rc = kg_config_load_file(&back, path, &err);
     if (rc != 0) fprintf(stderr, "  reloading the dump failed: %s\n", err.msg);
     bool ok = rc == 0 && cfg_equal(cfg, &back);
@@ -224,16 +255,39 @@ static void test_defaults(void)
     CHECK_EQ_STR(cfg.log_level, "info");
     CHECK_EQ_INT(cfg.workers, 0);
     CHECK_EQ_INT(cfg.read_files.count, 0);
+    CHECK_EQ_INT(cfg.capture_ifaces.count, 0);
+    CHECK_EQ_INT(cfg.capture_threads, 1);
+    CHECK_EQ_INT(cfg.capture_snaplen, 65535);
+    CHECK(cfg.capture_promisc);
+    CHECK_EQ_INT(cfg.capture_buffer_mb, 64);
+    CHECK_EQ_STR(cfg.capture_bpf, ""); /* empty, not NULL: no filter */
+    CHECK_EQ_INT(cfg.capture_dedup_ms, 0);
     CHECK_EQ_INT(cfg.indicator_files.count, 0);
+    CHECK_EQ_STR(cfg.indicator_tuning, ""); /* empty, not NULL: no tuning */
+    CHECK_EQ_INT(cfg.indicator_trusted_keys.count, 0);
+    CHECK(!cfg.indicator_require_signature);
+    CHECK_EQ_STR(cfg.indicator_redis, "");
+    CHECK_EQ_INT(cfg.indicator_redis_poll, 30);
+    CHECK(cfg.indicator_watch);
     CHECK_EQ_INT(cfg.outputs.count, 0); /* empty: the sensor picks stdout */
     CHECK_EQ_INT(cfg.flow_max, 65536);
     CHECK_EQ_INT(cfg.flow_tcp_timeout, 600);
     CHECK_EQ_INT(cfg.flow_udp_timeout, 120);
     CHECK_EQ_INT(cfg.flow_other_timeout, 60);
     CHECK(cfg.flow_vlan_in_key);
+    CHECK_EQ_INT(cfg.defrag_max_mb, 64);
+    CHECK_EQ_INT(cfg.defrag_timeout, 30);
     CHECK_EQ_INT(cfg.ring_size, 256);
     CHECK_EQ_INT(cfg.batch_packets, 64);
     CHECK_EQ_INT(cfg.alert_queue, 4096);
+    CHECK_EQ_INT(cfg.stats_interval, 0);
+    CHECK(!cfg.events_dns);
+    CHECK(!cfg.events_tls);
+    CHECK(!cfg.events_http);
+    CHECK(!cfg.events_quic);
+    CHECK(!cfg.events_flow);
+    CHECK_EQ_STR(cfg.geoip_country_db, "");
+    CHECK_EQ_STR(cfg.geoip_asn_db, "");
     struct kg_err err = {{0}};
     CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
     kg_config_free(&cfg);
@@ -248,16 +302,40 @@ static void test_key_names(void)
         "sensor.log_level",
         "sensor.workers",
         "input.files",
+        "capture.interfaces",
+        "capture.threads",
+        "capture.snaplen",
+        "capture.promisc",
+        "capture.buffer_mb",
+        "capture.bpf",
+        "capture.dedup_ms",
         "indicators.files",
+        "indicators.tuning",
+        "indicators.trusted_keys",
+        "indicators.require_signature",
+        "indicators.redis",
+        "indicators.redis_poll",
+        "indicators.watch",
         "outputs",
         "flow.max_flows",
         "flow.tcp_timeout",
         "flow.udp_timeout",
         "flow.other_timeout",
         "flow.vlan_in_key",
+        "defrag.max_mb",
+        "defrag.timeout",
         "pipeline.ring_size",
         "pipeline.batch_packets",
         "pipeline.alert_queue",
+        "stats.interval",
+        "stats.outputs",
+        "events.dns",
+        "events.tls",
+        "events.http",
+        "events.quic",
+        "events.flow",
+        "geoip.country_db",
+        "geoip.asn_db",
     };
     size_t n = 0;
     while (kg_config_key_name(n))
@@ -284,9 +362,30 @@ static void test_full_file(void)
         CHECK_EQ_STR(cfg.read_files.items[0], "/data/captures/monday.pcap");
         CHECK_EQ_STR(cfg.read_files.items[1], "/data/captures/tuesday 2.pcapng");
     }
+    CHECK_EQ_INT(cfg.capture_ifaces.count, 2);
+    if (cfg.capture_ifaces.count == 2) {
+        CHECK_EQ_STR(cfg.capture_ifaces.items[0], "eth1");
+        CHECK_EQ_STR(cfg.capture_ifaces.items[1], "enp3s0f1");
+    }
+    CHECK_EQ_INT(cfg.capture_threads, 4);
+    CHECK_EQ_INT(cfg.capture_snaplen, 9216);
+    CHECK(!cfg.capture_promisc);
+    CHECK_EQ_INT(cfg.capture_buffer_mb, 256);
+    CHECK_EQ_STR(cfg.capture_bpf, "not (host 10.0.0.5 and tcp port 22)");
+    CHECK_EQ_INT(cfg.capture_dedup_ms, 5);
     CHECK_EQ_INT(cfg.indicator_files.count, 1);
     if (cfg.indicator_files.count == 1)
         CHECK_EQ_STR(cfg.indicator_files.items[0], "/etc/kagami/indicators/*.intel");
+    CHECK_EQ_STR(cfg.indicator_tuning, "/etc/kagami/tuning.yaml");
+    CHECK_EQ_INT(cfg.indicator_trusted_keys.count, 2);
+    if (cfg.indicator_trusted_keys.count == 2) {
+        CHECK_EQ_STR(cfg.indicator_trusted_keys.items[0], "/etc/kagami/keys/feed-signing.pub");
+        CHECK_EQ_STR(cfg.indicator_trusted_keys.items[1], "/etc/kagami/keys/feed signing 2026.pub");
+    }
+    CHECK(cfg.indicator_require_signature);
+    CHECK_EQ_STR(cfg.indicator_redis, "redis://:s3cret@10.0.0.9:6379/kagami:feed");
+    CHECK_EQ_INT(cfg.indicator_redis_poll, 120);
+    CHECK(!cfg.indicator_watch);
     CHECK_EQ_INT(cfg.outputs.count, 3);
     if (cfg.outputs.count == 3) {
         CHECK_EQ_STR(cfg.outputs.items[0], "stdout");
@@ -298,11 +397,61 @@ static void test_full_file(void)
     CHECK_EQ_INT(cfg.flow_udp_timeout, 30);
     CHECK_EQ_INT(cfg.flow_other_timeout, 15);
     CHECK(!cfg.flow_vlan_in_key);
+    CHECK_EQ_INT(cfg.defrag_max_mb, 16);
+    CHECK_EQ_INT(cfg.defrag_timeout, 60);
     CHECK_EQ_INT(cfg.ring_size, 1024);
     CHECK_EQ_INT(cfg.batch_packets, 32);
     CHECK_EQ_INT(cfg.alert_queue, 65536);
+    CHECK_EQ_INT(cfg.stats_interval, 300);
+    CHECK_EQ_INT(cfg.stats_outputs.count, 1);
+    if (cfg.stats_outputs.count == 1) CHECK_EQ_STR(cfg.stats_outputs.items[0], "redis://127.0.0.1:6379/kagami:stats");
+    CHECK(cfg.events_dns);
+    CHECK(cfg.events_tls);
+    CHECK(cfg.events_http);
+    CHECK(cfg.events_quic);
+    CHECK(cfg.events_flow);
+    CHECK_EQ_STR(cfg.geoip_country_db, "/usr/share/GeoIP/GeoLite2-City.mmdb");
+    CHECK_EQ_STR(cfg.geoip_asn_db, "/usr/share/GeoIP/GeoLite2-ASN.mmdb");
     CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
     CHECK(round_trips(&cfg));
+
+    /* Every key really is off its default: round_trips() relies on it to show
+     * that a dump writes every key. */
+    struct kg_config def;
+    kg_config_init(&def);
+    char *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
+    kg_config_dump(&cfg, fa);
+    kg_config_dump(&def, fb);
+    fclose(fa);
+    fclose(fb);
+    /* Compare the dumps line by line: each key's line must differ. */
+    const char *pa = a, *pb = b;
+    size_t differing = 0, lines = 0;
+    while (*pa && *pb) {
+        size_t la = strcspn(pa, "\n"), lb = strcspn(pb, "\n");
+        bool is_value = la && pa[la - 1] != ':' && pa[0] != '#' && pa[strspn(pa, " ")] != '-';
+        if (is_value) {
+            lines++;
+            if (la != lb || memcmp(pa, pb, la) != 0)
+                differing++;
+            else
+                fprintf(stderr, "  full.yaml leaves this at its default: %.*s\n", (int)la, pa);
+        }
+        /* List items make the two dumps differ in length: skip them on both sides. */
+        pa += la + (pa[la] != 0);
+        pb += lb + (pb[lb] != 0);
+        while (*pa && pa[strspn(pa, " ")] == '-')
+            pa += strcspn(pa, "\n") + (pa[strcspn(pa, "\n")] != 0);
+        while (*pb && pb[strspn(pb, " ")] == '-')
+            pb += strcspn(pb, "\n") + (pb[strcspn(pb, "\n")] != 0);
+    }
+    CHECK(lines > 0);
+    CHECK_EQ_INT(differing, lines);
+    free(a);
+    free(b);
+    kg_config_free(&def);
     kg_config_free(&cfg);
 }
 
@@ -359,6 +508,29 @@ static void test_value_forms(void)
     CHECK_EQ_INT(kg_config_load_file(&cfg, write_tmp("n.yaml", "outputs: []\n"), &err), 0);
     CHECK_EQ_INT(cfg.outputs.count, 0);
 
+    /* Strings that may be empty (no filter, no database): every way of writing
+     * "empty" clears a value set before, and none of them means the host name. */
+    static const char *const empties[] = {"", " ''", " \"\"", " ~", " null"};
+    for (size_t i = 0; i < KG_ARRAY_LEN(empties); i++) {
+        kg_config_set(&cfg, "capture.bpf", "udp", &err);
+        kg_config_set(&cfg, "geoip.country_db", "/x.mmdb", &err);
+        kg_config_set(&cfg, "geoip.asn_db", "/y.mmdb", &err);
+        kg_config_set(&cfg, "indicators.tuning", "/t.yaml", &err);
+        kg_config_set(&cfg, "indicators.redis", "redis://h/k", &err);
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "capture:\n  bpf:%s\ngeoip:\n  country_db:%s\n  asn_db:%s\nindicators:\n  tuning:%s\n"
+                 "  redis:%s\n",
+                 empties[i], empties[i], empties[i], empties[i], empties[i]);
+        CHECK_EQ_INT(kg_config_load_file(&cfg, write_tmp("n.yaml", text), &err), 0);
+        CHECK_EQ_STR(cfg.capture_bpf, "");
+        CHECK_EQ_STR(cfg.geoip_country_db, "");
+        CHECK_EQ_STR(cfg.geoip_asn_db, "");
+        CHECK_EQ_STR(cfg.indicator_tuning, "");
+        CHECK_EQ_STR(cfg.indicator_redis, "");
+    }
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
+
     /* Empty files, comment-only files and empty documents change nothing. */
     struct kg_config before;
     kg_config_init(&before);
@@ -407,6 +579,16 @@ static void test_list_precedence(void)
     CHECK_EQ_INT(cfg.batch_packets, 32);      /* from the file */
     CHECK_EQ_INT(cfg.outputs.count, 4);
     if (cfg.outputs.count == 4) CHECK_EQ_STR(cfg.outputs.items[3], "file:/tmp/extra.json");
+    /* -i adds to the file's interfaces, -f replaces the file's filter. */
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.interfaces", "eth9", &err), 0);
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.bpf", "udp port 53", &err), 0);
+    CHECK_EQ_INT(cfg.capture_ifaces.count, 3);
+    if (cfg.capture_ifaces.count == 3) {
+        CHECK_EQ_STR(cfg.capture_ifaces.items[0], "eth1");
+        CHECK_EQ_STR(cfg.capture_ifaces.items[2], "eth9");
+    }
+    CHECK_EQ_STR(cfg.capture_bpf, "udp port 53");
+    CHECK_EQ_INT(cfg.capture_threads, 4); /* from the file */
     kg_config_free(&cfg);
 }
 
@@ -451,6 +633,14 @@ static void test_errors(void)
     EXPECT_LOAD("flow.tcp_timout: 5\n", KG_ERR_INVAL,
                 ":1: unknown key 'flow.tcp_timout' (did you mean 'flow.tcp_timeout'?)");
     EXPECT_LOAD("sensor:\n  id: a\n  colour: red\n", KG_ERR_INVAL, ":3: unknown key 'sensor.colour'");
+    EXPECT_LOAD("dns: yes\n", KG_ERR_INVAL, ":1: unknown key 'dns' (did you mean 'events.dns'?)");
+    /* A section indented under another one: its name is offered, and a key of that name too. */
+    EXPECT_LOAD("sensor:\n  id: a\n  flow:\n    max_flows: 100000\n", KG_ERR_INVAL,
+                ":3: unknown key 'sensor.flow' (did you mean 'flow' or 'events.flow'?)");
+    EXPECT_LOAD("flow:\n  tcp_timeout: 5\n  pipeline:\n    ring_size: 512\n", KG_ERR_INVAL,
+                ":3: unknown key 'flow.pipeline' (did you mean 'pipeline'?)");
+    EXPECT_LOAD("capture:\n  interface: eth0\n", KG_ERR_INVAL,
+                ":2: unknown key 'capture.interface' (did you mean 'capture.interfaces'?)");
     EXPECT_LOAD("flow:\n  max_flows:\n    x: 1\n", KG_ERR_INVAL,
                 ":3: flow.max_flows: expected an integer from 1024 to 100000000, got a mapping");
 
@@ -486,6 +676,16 @@ static void test_errors(void)
                 ":2: pipeline.alert_queue: expected a power of two from 64 to 1048576, got '32'");
     EXPECT_LOAD("pipeline:\n  batch_packets: [1, 2]\n", KG_ERR_INVAL,
                 ":2: pipeline.batch_packets: expected an integer from 1 to 1024, got a list");
+    EXPECT_LOAD("capture:\n  threads: 0\n", KG_ERR_INVAL,
+                ":2: capture.threads: expected an integer from 1 to 64, got '0'");
+    EXPECT_LOAD("capture:\n  snaplen: 63\n", KG_ERR_INVAL,
+                ":2: capture.snaplen: expected an integer from 64 to 262144, got '63'");
+    EXPECT_LOAD("capture:\n  dedup_ms: 1001\n", KG_ERR_INVAL,
+                ":2: capture.dedup_ms: expected an integer from 0 to 1000, got '1001'");
+    EXPECT_LOAD("defrag:\n  timeout: 301\n", KG_ERR_INVAL,
+                ":2: defrag.timeout: expected an integer from 1 to 300, got '301'");
+    EXPECT_LOAD("stats:\n  interval:\n", KG_ERR_INVAL,
+                ":2: stats.interval: expected an integer from 0 to 86400, got nothing");
 
     /* Booleans, enums, strings. */
     EXPECT_LOAD("flow:\n  vlan_in_key: maybe\n", KG_ERR_INVAL,
@@ -495,6 +695,14 @@ static void test_errors(void)
     EXPECT_LOAD("sensor:\n  log_level: verbose\n", KG_ERR_INVAL,
                 ":2: sensor.log_level: expected one of error, warning, info, debug, got 'verbose'");
     EXPECT_LOAD("sensor:\n  id: [a, b]\n", KG_ERR_INVAL, ":2: sensor.id: expected a string, got a list");
+    EXPECT_LOAD("events:\n  tls: ~\n", KG_ERR_INVAL,
+                ":2: events.tls: expected true or false (or yes/no, on/off), got nothing");
+    EXPECT_LOAD("capture:\n  bpf: [tcp, udp]\n", KG_ERR_INVAL,
+                ":2: capture.bpf: expected a string, got a list");
+    EXPECT_LOAD("geoip:\n  asn_db: \"a\\0b\"\n", KG_ERR_INVAL,
+                ":2: geoip.asn_db: values must not contain NUL bytes");
+    EXPECT_LOAD("capture:\n  interfaces: [eth0, '']\n", KG_ERR_INVAL,
+                ":2: capture.interfaces: expected a non-empty string, got ''");
     EXPECT_LOAD("sensor:\n  id: \"a\\0b\"\n", KG_ERR_INVAL,
                 ":2: sensor.id: values must not contain NUL bytes");
 
@@ -509,6 +717,18 @@ static void test_errors(void)
                 ":1: outputs: expected a string or a list of strings, got a mapping");
     EXPECT_LOAD("indicators:\n  files:\n    - [a, b]\n", KG_ERR_INVAL,
                 ":3: indicators.files: expected a string, got a list");
+    EXPECT_LOAD("indicators:\n  trusted_keys: [a.pub, '']\n", KG_ERR_INVAL,
+                ":2: indicators.trusted_keys: expected a non-empty string, got ''");
+    EXPECT_LOAD("indicators:\n  redis_poll: 0\n", KG_ERR_INVAL,
+                ":2: indicators.redis_poll: expected an integer from 1 to 3600, got '0'");
+    EXPECT_LOAD("indicators:\n  require_signature: maybe\n", KG_ERR_INVAL,
+                ":2: indicators.require_signature: expected true or false (or yes/no, on/off), got 'maybe'");
+    EXPECT_LOAD("indicators:\n  tuning: [a.yaml]\n", KG_ERR_INVAL,
+                ":2: indicators.tuning: expected a string, got a list");
+    /* A Redis URL is checked for what the poller needs, and never echoed: it may hold a password. */
+    EXPECT_LOAD("indicators:\n  watch: yes\n  redis: \"redis://:pw@10.0.0.9:6379\"\n", KG_ERR_INVAL,
+                ":3: indicators.redis: expected redis://[:password@]host:port/key: no key after the host "
+                "(redis://host:port/key)");
 
     /* Structure. */
     EXPECT_LOAD("flow: 5\n", KG_ERR_INVAL, ":1: flow: expected a mapping of settings, got '5'");
@@ -616,6 +836,115 @@ static void test_set(void)
     CHECK_EQ_INT(kg_config_set(&cfg, "flow.vlan_in_key", "y", &err), KG_ERR_INVAL);
     CHECK_EQ_STR(err.msg, "flow.vlan_in_key: expected true or false (or yes/no, on/off), got 'y'");
     CHECK(cfg.flow_vlan_in_key);
+    /* strings that may be empty: "" clears, for the command line's -f '' */
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.bpf", "vlan and tcp port 80", &err), 0);
+    CHECK_EQ_STR(cfg.capture_bpf, "vlan and tcp port 80");
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.bpf", "", &err), 0);
+    CHECK_EQ_STR(cfg.capture_bpf, "");
+    CHECK_EQ_INT(kg_config_set(&cfg, "geoip.country_db", "/var/lib/GeoIP/GeoLite2-Country.mmdb", &err), 0);
+    CHECK_EQ_STR(cfg.geoip_country_db, "/var/lib/GeoIP/GeoLite2-Country.mmdb");
+    CHECK_EQ_INT(kg_config_set(&cfg, "geoip.country_db", "\xc3", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "geoip.country_db: value is not valid UTF-8");
+    CHECK_EQ_STR(cfg.geoip_country_db, "/var/lib/GeoIP/GeoLite2-Country.mmdb");
+    CHECK_EQ_INT(kg_config_set(&cfg, "geoip.country_db", "", &err), 0);
+    CHECK_EQ_STR(cfg.geoip_country_db, "");
+    CHECK_EQ_INT(kg_config_set(&cfg, "geoip.asn_db", "", &err), 0);
+    CHECK_EQ_STR(cfg.geoip_asn_db, "");
+    /* indicators.*: the tuning file may be empty (none), like the Redis feed,
+     * whose URL is checked for a host and a key and never echoed back. */
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.tuning", "/etc/kagami/tuning.yaml", &err), 0);
+    CHECK_EQ_STR(cfg.indicator_tuning, "/etc/kagami/tuning.yaml");
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.tuning", "", &err), 0);
+    CHECK_EQ_STR(cfg.indicator_tuning, "");
+    static const char *const good_urls[] = {"redis://127.0.0.1:6379/kagami:feed", "redis://h/k",
+                                            "REDIS://:p@ss@h:1/k", "redis://[::1]:6379/feed",
+                                            "redis://user:pw@host/a/b"};
+    for (size_t i = 0; i < KG_ARRAY_LEN(good_urls); i++) {
+        CHECK_EQ_INT(kg_config_set(&cfg, "indicators.redis", good_urls[i], &err), 0);
+        CHECK_EQ_STR(cfg.indicator_redis, good_urls[i]);
+    }
+    static const struct {
+        const char *url, *why;
+    } bad_urls[] = {
+        {"http://pw@h/k", "the URL must start with redis://"},
+        {"127.0.0.1:6379/k", "the URL must start with redis://"},
+        {"redis://", "no host"},
+        {"redis:///k", "no host"},
+        {"redis://:pw@/k", "no host"},
+        {"redis://:pw@:6379/k", "no host"},
+        {"redis://[]:6379/k", "no host"},
+        {"redis://[::1:6379/k", "no ']' after the IPv6 address"},
+        {"redis://[::1]6379/k", "text after the IPv6 address"},
+        {"redis://:pw@h", "no key after the host (redis://host:port/key)"},
+        {"redis://:pw@h:6379/", "no key after the host (redis://host:port/key)"},
+        {"redis://:pw@h:0/k", "the port must be a number from 1 to 65535"},
+        {"redis://:pw@h:65536/k", "the port must be a number from 1 to 65535"},
+        {"redis://:pw@h:/k", "the port must be a number from 1 to 65535"},
+        {"redis://:pw@h:63x/k", "the port must be a number from 1 to 65535"},
+    };
+    for (size_t i = 0; i < KG_ARRAY_LEN(bad_urls); i++) {
+        char want[200];
+        snprintf(want, sizeof(want), "indicators.redis: expected redis://[:password@]host:port/key: %s",
+                 bad_urls[i].why);
+        CHECK_EQ_INT(kg_config_set(&cfg, "indicators.redis", bad_urls[i].url, &err), KG_ERR_INVAL);
+        CHECK_EQ_STR(err.msg, want);
+        CHECK_EQ_STR(cfg.indicator_redis, good_urls[KG_ARRAY_LEN(good_urls) - 1]); /* unchanged */
+    }
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.redis", "", &err), 0);
+    CHECK_EQ_STR(cfg.indicator_redis, "");
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.redis_poll", "1", &err), 0);
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.redis_poll", "3600", &err), 0);
+    CHECK_EQ_INT(cfg.indicator_redis_poll, 3600);
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.redis_poll", "3601", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "indicators.redis_poll: expected an integer from 1 to 3600, got '3601'");
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.redis_poll", "0", &err), KG_ERR_INVAL);
+    CHECK_EQ_INT(cfg.indicator_redis_poll, 3600);
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.watch", "off", &err), 0);
+    CHECK(!cfg.indicator_watch);
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.require_signature", "yes", &err), 0);
+    CHECK(cfg.indicator_require_signature);
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.trusted_keys", "/k/a.pub", &err), 0);
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.trusted_keys", "/k/b.pub", &err), 0);
+    CHECK_EQ_INT(cfg.indicator_trusted_keys.count, 2);
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.trusted_keys", "", &err), 0);
+    CHECK_EQ_INT(cfg.indicator_trusted_keys.count, 0);
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.require_signature", "no", &err), 0);
+    /* the other new keys, at and past their edges */
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.threads", "64", &err), 0);
+    CHECK_EQ_INT(cfg.capture_threads, 64);
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.threads", "65", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "capture.threads: expected an integer from 1 to 64, got '65'");
+    CHECK_EQ_INT(cfg.capture_threads, 64);
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.snaplen", "262144", &err), 0);
+    CHECK_EQ_INT(cfg.capture_snaplen, 262144);
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.buffer_mb", "4097", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "capture.buffer_mb: expected an integer from 1 to 4096, got '4097'");
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.promisc", "no", &err), 0);
+    CHECK(!cfg.capture_promisc);
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.dedup_ms", "1000", &err), 0);
+    CHECK_EQ_INT(cfg.capture_dedup_ms, 1000);
+    CHECK_EQ_INT(kg_config_set(&cfg, "defrag.max_mb", "0", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "defrag.max_mb: expected an integer from 1 to 4096, got '0'");
+    CHECK_EQ_INT(kg_config_set(&cfg, "defrag.timeout", "300", &err), 0);
+    CHECK_EQ_INT(cfg.defrag_timeout, 300);
+    CHECK_EQ_INT(kg_config_set(&cfg, "stats.interval", "86401", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "stats.interval: expected an integer from 0 to 86400, got '86401'");
+    CHECK_EQ_INT(kg_config_set(&cfg, "stats.interval", "10", &err), 0);
+    CHECK_EQ_INT(cfg.stats_interval, 10);
+    CHECK_EQ_INT(kg_config_set(&cfg, "events.quic", "on", &err), 0);
+    CHECK(cfg.events_quic);
+    CHECK_EQ_INT(kg_config_set(&cfg, "events.quic", "", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "events.quic: expected true or false (or yes/no, on/off), got ''");
+    CHECK(cfg.events_quic);
+    /* -i twice, then -i '' to drop what the file listed */
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.interfaces", "eth1", &err), 0);
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.interfaces", "eth2", &err), 0);
+    CHECK_EQ_INT(cfg.capture_ifaces.count, 2);
+    if (cfg.capture_ifaces.count == 2) CHECK_EQ_STR(cfg.capture_ifaces.items[1], "eth2");
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture.interfaces", "", &err), 0);
+    CHECK_EQ_INT(cfg.capture_ifaces.count, 0);
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
     /* list: appends; empty clears */
     CHECK_EQ_INT(kg_config_set(&cfg, "outputs", "stdout", &err), 0);
     CHECK_EQ_INT(kg_config_set(&cfg, "outputs", "redis://:pw@10.0.0.1:6379/alerts", &err), 0);
@@ -629,8 +958,25 @@ static void test_set(void)
     /* unknown keys; sections are not keys */
     CHECK_EQ_INT(kg_config_set(&cfg, "flow.max_flow", "1", &err), KG_ERR_INVAL);
     CHECK_EQ_STR(err.msg, "unknown key 'flow.max_flow' (did you mean 'flow.max_flows'?)");
+    /* A section named where a key belongs (`--set flow=...`): the hint lists the
+     * section's keys, and "events.flow", which the operator may equally have meant. */
     CHECK_EQ_INT(kg_config_set(&cfg, "flow", "1", &err), KG_ERR_INVAL);
-    CHECK_EQ_STR(err.msg, "unknown key 'flow'");
+    CHECK_EQ_STR(err.msg, "unknown key 'flow' ('flow' is a section: did you mean 'flow.max_flows', "
+                          "'flow.tcp_timeout', 'flow.udp_timeout', 'flow.other_timeout', 'flow.vlan_in_key' "
+                          "or 'events.flow'?)");
+    CHECK_EQ_INT(kg_config_set(&cfg, "events", "yes", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "unknown key 'events' ('events' is a section: did you mean 'events.dns', "
+                          "'events.tls', 'events.http', 'events.quic' or 'events.flow'?)");
+    CHECK_EQ_INT(kg_config_set(&cfg, "capture", "eth0", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "unknown key 'capture' ('capture' is a section: did you mean 'capture.interfaces', "
+                          "'capture.threads', 'capture.snaplen', 'capture.promisc', 'capture.buffer_mb', "
+                          "'capture.bpf' or 'capture.dedup_ms'?)");
+    CHECK_EQ_INT(kg_config_set(&cfg, "stats", "10", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "unknown key 'stats' ('stats' is a section: did you mean 'stats.interval' or 'stats.outputs'?)");
+    CHECK_EQ_INT(kg_config_set(&cfg, "flows", "1", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "unknown key 'flows' (did you mean 'flow'?)");
+    CHECK_EQ_INT(kg_config_set(&cfg, "asn_db", "/a.mmdb", &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "unknown key 'asn_db' (did you mean 'geoip.asn_db'?)");
     CHECK_EQ_INT(kg_config_set(&cfg, "nonsense", "1", &err), KG_ERR_INVAL);
     CHECK_EQ_STR(err.msg, "unknown key 'nonsense'");
     CHECK_EQ_INT(kg_config_set(&cfg, NULL, "1", &err), KG_ERR_INVAL);
@@ -697,13 +1043,59 @@ static void test_validate(void)
     CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
     CHECK_EQ_STR(err.msg, "sensor.id: must not be empty");
     free(cfg.sensor_id);
+    cfg.sensor_id = NULL;
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "sensor.id: not set");
     cfg.sensor_id = kg_xstrdup("ok");
+    /* Empty is fine for the filter and the databases; NULL and bad UTF-8 are not. */
+    CHECK_EQ_STR(cfg.capture_bpf, "");
+    CHECK_EQ_STR(cfg.geoip_country_db, "");
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
+    free(cfg.capture_bpf);
+    cfg.capture_bpf = NULL;
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "capture.bpf: not set");
+    cfg.capture_bpf = kg_xstrdup("");
+    free(cfg.geoip_asn_db);
+    cfg.geoip_asn_db = kg_xstrdup("asn\xff.mmdb");
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "geoip.asn_db: value is not valid UTF-8");
+    free(cfg.geoip_asn_db);
+    cfg.geoip_asn_db = kg_xstrdup("");
+    cfg.capture_threads = 0;
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "capture.threads: expected an integer from 1 to 64, got '0'");
+    cfg.capture_threads = 2;
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
     kg_config_set(&cfg, "indicators.files", "a.intel", &err);
     kg_config_set(&cfg, "indicators.files", "b.intel", &err);
     cfg.indicator_files.items[1][0] = '\0';
     CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
     CHECK_EQ_STR(err.msg, "indicators.files: item 2: expected a non-empty UTF-8 string");
     kg_config_set(&cfg, "indicators.files", "", &err);
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
+
+    /* Cross-field: requiring signatures with no key to check them would refuse every feed. */
+    cfg.indicator_require_signature = true;
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "indicators.require_signature is true but indicators.trusted_keys is empty");
+    CHECK_EQ_INT(kg_config_set(&cfg, "indicators.trusted_keys", "/etc/kagami/keys/feed.pub", &err), 0);
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
+    /* The Redis URL rule holds for fields written directly too. */
+    free(cfg.indicator_redis);
+    cfg.indicator_redis = kg_xstrdup("localhost:6379");
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "indicators.redis: expected redis://[:password@]host:port/key: the URL must start with "
+                          "redis://");
+    free(cfg.indicator_redis);
+    cfg.indicator_redis = NULL;
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "indicators.redis: not set");
+    cfg.indicator_redis = kg_xstrdup("");
+    cfg.indicator_redis_poll = 0;
+    CHECK_EQ_INT(kg_config_validate(&cfg, &err), KG_ERR_INVAL);
+    CHECK_EQ_STR(err.msg, "indicators.redis_poll: expected an integer from 1 to 3600, got '0'");
+    cfg.indicator_redis_poll = 30;
     CHECK_EQ_INT(kg_config_validate(&cfg, &err), 0);
     kg_config_free(&cfg);
 }
@@ -762,10 +1154,16 @@ static void test_dump_round_trip(void)
     kg_config_set(&cfg, "sensor.log_level", "error", &err);
     kg_config_set(&cfg, "sensor.workers", "256", &err);
     for (size_t i = 0; i < KG_ARRAY_LEN(tricky); i++) {
+        CHECK_EQ_INT(kg_config_set(&cfg, "indicators.trusted_keys", tricky[i], &err), 0);
         CHECK_EQ_INT(kg_config_set(&cfg, "input.files", tricky[i], &err), 0);
         CHECK_EQ_INT(kg_config_set(&cfg, "outputs", tricky[KG_ARRAY_LEN(tricky) - 1 - i], &err), 0);
     }
     kg_config_set(&cfg, "indicators.files", "/etc/kagami/indicators/*.intel", &err);
+    kg_config_set(&cfg, "indicators.tuning", "/etc/kagami/tuning #1.yaml", &err);
+    kg_config_set(&cfg, "indicators.require_signature", "true", &err);
+    kg_config_set(&cfg, "indicators.redis", "redis://:p\"w: #x@h:1/k:feed", &err);
+    kg_config_set(&cfg, "indicators.redis_poll", "3600", &err);
+    kg_config_set(&cfg, "indicators.watch", "false", &err);
     kg_config_set(&cfg, "flow.max_flows", "100000000", &err);
     kg_config_set(&cfg, "flow.tcp_timeout", "1", &err);
     kg_config_set(&cfg, "flow.udp_timeout", "86400", &err);
@@ -774,11 +1172,43 @@ static void test_dump_round_trip(void)
     kg_config_set(&cfg, "pipeline.ring_size", "65536", &err);
     kg_config_set(&cfg, "pipeline.batch_packets", "1024", &err);
     kg_config_set(&cfg, "pipeline.alert_queue", "1048576", &err);
+    kg_config_set(&cfg, "capture.interfaces", "eth0", &err);
+    kg_config_set(&cfg, "capture.interfaces", "bond0.100", &err);
+    kg_config_set(&cfg, "capture.threads", "64", &err);
+    kg_config_set(&cfg, "capture.snaplen", "64", &err);
+    kg_config_set(&cfg, "capture.promisc", "off", &err);
+    kg_config_set(&cfg, "capture.buffer_mb", "4096", &err);
+    kg_config_set(&cfg, "capture.dedup_ms", "1000", &err);
+    kg_config_set(&cfg, "defrag.max_mb", "1", &err);
+    kg_config_set(&cfg, "defrag.timeout", "300", &err);
+    kg_config_set(&cfg, "stats.interval", "86400", &err);
+    kg_config_set(&cfg, "events.dns", "true", &err);
+    kg_config_set(&cfg, "events.flow", "true", &err);
     CHECK(round_trips(&cfg));
     for (size_t i = 0; i < KG_ARRAY_LEN(tricky); i++) {
         CHECK_EQ_INT(kg_config_set(&cfg, "sensor.id", tricky[i], &err), 0);
+        CHECK_EQ_INT(kg_config_set(&cfg, "capture.bpf", tricky[i], &err), 0);
+        CHECK_EQ_INT(kg_config_set(&cfg, "geoip.asn_db", tricky[KG_ARRAY_LEN(tricky) - 1 - i], &err), 0);
+        CHECK_EQ_INT(kg_config_set(&cfg, "indicators.tuning", tricky[i], &err), 0);
         CHECK(round_trips(&cfg));
     }
+
+    /* An empty filter or database is written as "" and reads back empty (over
+     * full.yaml's non-empty values: see round_trips), not as the key left out. */
+    kg_config_set(&cfg, "capture.bpf", "", &err);
+    kg_config_set(&cfg, "geoip.country_db", "", &err);
+    kg_config_set(&cfg, "geoip.asn_db", "", &err);
+    kg_config_set(&cfg, "indicators.tuning", "", &err);
+    kg_config_set(&cfg, "indicators.redis", "", &err);
+    CHECK(round_trips(&cfg));
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *mem = open_memstream(&text, &text_len);
+    kg_config_dump(&cfg, mem);
+    fclose(mem);
+    CHECK(strstr(text, "\n  bpf: \"\"\n") != NULL);
+    CHECK(strstr(text, "\ngeoip:\n  country_db: \"\"\n  asn_db: \"\"\n") != NULL);
+    free(text);
 
     /* Random strings of valid UTF-8 code points from every range. */
     uint64_t x = 0x9e3779b97f4a7c15ull;
@@ -970,13 +1400,14 @@ static void test_random_input(void)
     /* Token soup: valid YAML pieces and real key names in random order reach
      * much deeper than noise does. */
     static const char *const pieces[] = {
-        "sensor", "flow",    "pipeline",  "input",       "indicators",  "outputs",   "files",
-        "id",     "workers", "max_flows", "tcp_timeout", "vlan_in_key", "ring_size", "log_level",
-        ":",      ": ",      " ",         "  ",          "\n",          "\n  ",      "\n    ",
-        "- ",     "[",       "]",         "{",           "}",           ", ",        "'",
-        "\"",     "1024",    "65536",     "0",           "yes",         "debug",     "~",
-        "&a ",    "*a",      "!!str ",    "? ",          "---\n",       "...\n",     "#",
-        ".",      "|\n",     ">\n",       "\t",          "%YAML 1.1\n", "\\",        "\xc3\xa9",
+        "sensor",  "flow",    "pipeline",   "input",       "indicators",  "outputs",   "files",
+        "capture", "bpf",     "interfaces", "geoip",       "asn_db",      "events",    "defrag",
+        "id",      "workers", "max_flows",  "tcp_timeout", "vlan_in_key", "ring_size", "log_level",
+        ":",       ": ",      " ",          "  ",          "\n",          "\n  ",      "\n    ",
+        "- ",      "[",       "]",          "{",           "}",           ", ",        "'",
+        "\"",      "1024",    "65536",      "0",           "yes",         "debug",     "~",
+        "&a ",     "*a",      "!!str ",     "? ",          "---\n",       "...\n",     "#",
+        ".",       "|\n",     ">\n",        "\t",          "%YAML 1.1\n", "\\",        "\xc3\xa9",
         "\xff",
     };
     for (int i = 0; i < 1500; i++) {

@@ -4,6 +4,7 @@
  * packets built here byte by byte.
  */
 #include "dissect/dissect_int.h"
+#include "dissect/dissect_parsers.h"
 #include "tests/unit/kg_test.h"
 
 #include <arpa/inet.h>
@@ -445,6 +446,182 @@ static void test_dns_tcp_split(void)
     kg_dissector_free(d);
 }
 
+
+static void test_decode_gtpu_teredo(void)
+{
+    struct kg_decoded d;
+    /* GTP-U G-PDU (3GPP TS 29.281): flags 0x30 (version 1, PT), type 0xff, length, TEID, inner IPv4. */
+    struct pb g = {.n = 0};
+    eth(&g, NULL, 0, 0x0800);
+    size_t o = ip4(&g, "192.0.2.1", "192.0.2.2", 17, 0);
+    size_t ou = g.n;
+    put16(&g, 2152);
+    put16(&g, 2152);
+    put16(&g, 0);
+    put16(&g, 0);
+    size_t gh = g.n;
+    put8(&g, 0x30);
+    put8(&g, 0xff);
+    put16(&g, 0);
+    put32(&g, 0x1234);
+    size_t in = ip4(&g, "10.20.30.40", "10.20.30.41", 17, 0);
+    udp(&g, 999, 53, dns_query_www_example_com, sizeof(dns_query_www_example_com));
+    fix4(&g, in);
+    uint16_t gl = (uint16_t)(g.n - gh - 8);
+    g.b[gh + 2] = (uint8_t)(gl >> 8), g.b[gh + 3] = (uint8_t)gl;
+    uint16_t ul = (uint16_t)(g.n - ou);
+    g.b[ou + 4] = (uint8_t)(ul >> 8), g.b[ou + 5] = (uint8_t)ul;
+    fix4(&g, o);
+    struct kg_packet k = pkt_of(&g, 1);
+    CHECK_EQ_INT(kg_decode(&k, &d), KG_DECODE_OK);
+    CHECK_EQ_INT(d.tunnels, 1);
+    CHECK_EQ_INT(d.dport, 53);
+    CHECK(memcmp(d.src, "\x0a\x14\x1e\x28", 4) == 0);
+
+    /* Teredo (RFC 4380): UDP 3544 carrying IPv6 directly. */
+    struct pb t = {.n = 0};
+    eth(&t, NULL, 0, 0x0800);
+    size_t to = ip4(&t, "192.0.2.1", "192.0.2.2", 17, 0);
+    size_t tu = t.n;
+    put16(&t, 3544);
+    put16(&t, 40000);
+    put16(&t, 0);
+    put16(&t, 0);
+    size_t i6 = ip6(&t, "2001:0::1", "2001:0::2", 17);
+    udp(&t, 1000, 53, dns_query_www_example_com, sizeof(dns_query_www_example_com));
+    fix6(&t, i6);
+    uint16_t tl = (uint16_t)(t.n - tu);
+    t.b[tu + 4] = (uint8_t)(tl >> 8), t.b[tu + 5] = (uint8_t)tl;
+    fix4(&t, to);
+    k = pkt_of(&t, 1);
+    CHECK_EQ_INT(kg_decode(&k, &d), KG_DECODE_OK);
+    CHECK_EQ_INT(d.family, 6);
+    CHECK_EQ_INT(d.tunnels, 1);
+    CHECK_EQ_INT(d.dport, 53);
+    /* Port 3544 with a payload that is not IPv6 stays plain UDP. */
+    struct pb n = udp4_packet("192.0.2.1", "192.0.2.2", 3544, 40000, "hello", 5, NULL, 0);
+    k = pkt_of(&n, 1);
+    CHECK_EQ_INT(kg_decode(&k, &d), KG_DECODE_OK);
+    CHECK_EQ_INT(d.tunnels, 0);
+    CHECK_EQ_INT(d.payload_len, 5);
+}
+
+static void test_span_duplicates(void)
+{
+    struct seen s = {0};
+    struct kg_dissector_config cfg = {.max_flows = 64, .dedup_window_ms = 5};
+    struct kg_err err;
+    struct kg_dissector *d = kg_dissector_new(&cfg, obs_cb, &s, &err);
+    if (!d) return;
+    struct pb q = udp4_packet("10.0.0.1", "10.0.0.2", 5000, 53, dns_query_www_example_com,
+                              sizeof(dns_query_www_example_com), NULL, 0);
+    struct kg_packet a = pkt_of(&q, 1000000), b = pkt_of(&q, 1000100), c = pkt_of(&q, 1100000);
+    kg_dissector_process(d, &a);
+    kg_dissector_process(d, &b); /* same frame 100 us later: the mirrored copy */
+    kg_dissector_process(d, &c); /* 100 ms later: a retransmission, kept */
+    CHECK_EQ_INT(kg_dissector_stats(d)->decode_duplicates, 1);
+    CHECK_EQ_INT(s.dns, 2);
+    kg_dissector_free(d);
+}
+
+static void test_tcp_close_and_reuse(void)
+{
+    struct seen s = {0};
+    struct kg_dissector_config cfg = {.max_flows = 64, .closed_timeout_s = 5};
+    struct kg_err err;
+    struct kg_dissector *d = kg_dissector_new(&cfg, obs_cb, &s, &err);
+    if (!d) return;
+    uint8_t flags[] = {KG_TCP_SYN, KG_TCP_SYN | KG_TCP_ACK, KG_TCP_ACK, KG_TCP_FIN | KG_TCP_ACK,
+                       KG_TCP_FIN | KG_TCP_ACK};
+    bool from_client[] = {true, false, true, true, false};
+    for (int i = 0; i < 5; i++) {
+        struct pb p = {.n = 0};
+        eth(&p, NULL, 0, 0x0800);
+        size_t at = from_client[i] ? ip4(&p, "10.0.0.1", "10.0.0.2", 6, 0) : ip4(&p, "10.0.0.2", "10.0.0.1", 6, 0);
+        if (from_client[i]) tcp(&p, 40000, 80, 1, flags[i], NULL, 0);
+        else tcp(&p, 80, 40000, 1, flags[i], NULL, 0);
+        fix4(&p, at);
+        struct kg_packet k = pkt_of(&p, 1000000 + (uint64_t)i);
+        kg_dissector_process(d, &k);
+    }
+    CHECK_EQ_INT(kg_dissector_stats(d)->flows_closed, 1);
+    CHECK_EQ_INT(s.ends, 0);
+    /* A new SYN on the same 5-tuple right away is a new connection. */
+    struct pb p = {.n = 0};
+    eth(&p, NULL, 0, 0x0800);
+    size_t at = ip4(&p, "10.0.0.1", "10.0.0.2", 6, 0);
+    tcp(&p, 40000, 80, 99, KG_TCP_SYN, NULL, 0);
+    fix4(&p, at);
+    struct kg_packet k = pkt_of(&p, 1000010);
+    kg_dissector_process(d, &k);
+    CHECK_EQ_INT(s.ends, 1);
+    CHECK_EQ_INT(s.starts, 2);
+    /* The closed timeout (5 s) is shorter than the TCP idle one (600 s). */
+    struct pb f2 = {.n = 0};
+    eth(&f2, NULL, 0, 0x0800);
+    at = ip4(&f2, "10.0.0.2", "10.0.0.1", 6, 0);
+    tcp(&f2, 80, 40000, 1, KG_TCP_RST, NULL, 0);
+    fix4(&f2, at);
+    k = pkt_of(&f2, 1000020);
+    kg_dissector_process(d, &k);
+    struct pb o = udp4_packet("10.0.0.3", "10.0.0.4", 1, 2, "x", 1, NULL, 0);
+    k = pkt_of(&o, 7000000);
+    kg_dissector_process(d, &k);
+    CHECK_EQ_INT(s.ends, 2);
+    kg_dissector_free(d);
+}
+
+/* ServerHello parsing and JA3S. Expected hashes computed independently:
+ *   python3 -c "import hashlib;print(hashlib.md5(b'771,49199,65281-11').hexdigest())"
+ *   -> 303951d4c50efb2e991652225a6f02b1
+ *   python3 -c "import hashlib;print(hashlib.md5(b'771,4865,43').hexdigest())"
+ *   -> cce84e7a8b742462e40afb585a3e3ccc */
+static void test_server_hello(void)
+{
+    struct pb p = {.n = 0};
+    put8(&p, 2);       /* handshake type: ServerHello */
+    put8(&p, 0);       /* length (24 bits): patched */
+    put16(&p, 0);
+    put16(&p, 0x0303); /* legacy_version TLS 1.2 */
+    for (int i = 0; i < 32; i++) put8(&p, (uint8_t)i); /* random */
+    put8(&p, 0);       /* session id: empty */
+    put16(&p, 0xc02f); /* TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 */
+    put8(&p, 0);       /* compression: null */
+    put16(&p, 11);     /* extensions length */
+    put16(&p, 0xff01); put16(&p, 1); put8(&p, 0);          /* renegotiation_info */
+    put16(&p, 0x000b); put16(&p, 2); put8(&p, 1); put8(&p, 0); /* ec_point_formats */
+    size_t body = p.n - 4;
+    p.b[2] = (uint8_t)(body >> 8), p.b[3] = (uint8_t)body;
+    struct kg_tls_server_hello sh;
+    CHECK_EQ_INT(kg_tls_parse_server_hello(p.b, p.n, &sh), 0);
+    CHECK_EQ_INT(sh.version, 0x0303);
+    CHECK_EQ_INT(sh.cipher, 0xc02f);
+    CHECK_EQ_STR(sh.ja3s, "303951d4c50efb2e991652225a6f02b1");
+    /* Every truncation is refused, never read past. */
+    for (size_t n = 0; n < p.n; n++) {
+        uint8_t *copy = malloc(n ? n : 1);
+        memcpy(copy, p.b, n);
+        CHECK(kg_tls_parse_server_hello(copy, n, &sh) == -1);
+        free(copy);
+    }
+
+    /* TLS 1.3: legacy_version 1.2, supported_versions says 1.3. */
+    struct pb q = {.n = 0};
+    put8(&q, 2); put8(&q, 0); put16(&q, 0);
+    put16(&q, 0x0303);
+    for (int i = 0; i < 32; i++) put8(&q, 0xaa);
+    put8(&q, 0);
+    put16(&q, 0x1301); /* TLS_AES_128_GCM_SHA256 */
+    put8(&q, 0);
+    put16(&q, 6);
+    put16(&q, 0x002b); put16(&q, 2); put16(&q, 0x0304); /* supported_versions: TLS 1.3 */
+    body = q.n - 4;
+    q.b[2] = (uint8_t)(body >> 8), q.b[3] = (uint8_t)body;
+    CHECK_EQ_INT(kg_tls_parse_server_hello(q.b, q.n, &sh), 0);
+    CHECK_EQ_INT(sh.version, 0x0304);
+    CHECK_EQ_STR(sh.ja3s, "cce84e7a8b742462e40afb585a3e3ccc");
+}
+
 int main(void)
 {
     KG_TEST_RUN(test_decode_basic);
@@ -454,5 +631,9 @@ int main(void)
     KG_TEST_RUN(test_dissector_dns_and_flows);
     KG_TEST_RUN(test_flow_table_bounded);
     KG_TEST_RUN(test_dns_tcp_split);
+    KG_TEST_RUN(test_decode_gtpu_teredo);
+    KG_TEST_RUN(test_span_duplicates);
+    KG_TEST_RUN(test_tcp_close_and_reuse);
+    KG_TEST_RUN(test_server_hello);
     KG_TEST_MAIN_END();
 }

@@ -48,10 +48,14 @@ static size_t unhex(const char *s, uint8_t *out, size_t cap)
     int hi = -1;
     for (; *s; s++) {
         int v;
-        if (*s >= '0' && *s <= '9') v = *s - '0';
-        else if (*s >= 'a' && *s <= 'f') v = *s - 'a' + 10;
-        else if (*s >= 'A' && *s <= 'F') v = *s - 'A' + 10;
-        else continue;
+        if (*s >= '0' && *s <= '9')
+            v = *s - '0';
+        else if (*s >= 'a' && *s <= 'f')
+            v = *s - 'a' + 10;
+        else if (*s >= 'A' && *s <= 'F')
+            v = *s - 'A' + 10;
+        else
+            continue;
         if (hi < 0) {
             hi = v;
         } else {
@@ -122,7 +126,8 @@ static void bb_u24(struct bb *w, unsigned v)
 
 static void bb_bytes(struct bb *w, const void *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) bb_u8(w, ((const uint8_t *)p)[i]);
+    for (size_t i = 0; i < n; i++)
+        bb_u8(w, ((const uint8_t *)p)[i]);
 }
 
 /* Opens a length prefix of `width` bytes, filled in by bb_close. */
@@ -130,7 +135,8 @@ static void bb_open(struct bb *w, int width)
 {
     w->open[w->depth] = w->n;
     w->width[w->depth++] = width;
-    for (int i = 0; i < width; i++) bb_u8(w, 0);
+    for (int i = 0; i < width; i++)
+        bb_u8(w, 0);
 }
 
 static void bb_close(struct bb *w)
@@ -153,6 +159,7 @@ static void bb_close(struct bb *w)
  * version lists that both JA3 and JA4 must ignore. The specification gives
  * JA4 = t13d1516h2_8daaf6152771_e5627efa2ab1 for it.
  */
+/* clang-format off */
 static const uint8_t k_hello[] = {
     0x01, 0x00, 0x00, 0xee, /* handshake: client_hello, 238 bytes */
     0x03, 0x03,             /* legacy_version: TLS 1.2 */
@@ -194,11 +201,12 @@ static const uint8_t k_hello[] = {
     0x00, 0x15, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, /* padding: 5 bytes */
     0xfa, 0xfa, 0x00, 0x01, 0x00,                         /* GREASE extension, 1 byte */
 };
+/* clang-format on */
 
 /* JA3 string of k_hello, written from the bytes above (GREASE removed).
  * MD5 from: printf %s '<string>' | openssl md5 */
-#define K_HELLO_JA3_STR                                                                                       \
-    "771,4865-4866-4867-49195-49199-49196-49200-52393-52392-49171-49172-156-157-47-53,"                       \
+#define K_HELLO_JA3_STR                                                                                      \
+    "771,4865-4866-4867-49195-49199-49196-49200-52393-52392-49171-49172-156-157-47-53,"                      \
     "27-0-51-16-17513-23-45-13-5-35-18-43-65281-11-10-21,29-23-24,0"
 #define K_HELLO_JA3 "c000e2caf3a25423f9de6c8a4b12a975"
 /* From the FoxIO specification's example (and checked with openssl sha256). */
@@ -210,6 +218,7 @@ struct ext {
     const char *data; /* raw bytes */
     size_t len;
 };
+/* clang-format off */
 #define EXT(t, s) {t, s, sizeof(s) - 1}
 static const struct ext k_exts[] = {
     EXT(0x1a1a, ""),
@@ -231,6 +240,7 @@ static const struct ext k_exts[] = {
     EXT(0x0015, "\x00\x00\x00\x00\x00"),
     EXT(0xfafa, "\x00"),
 };
+/* clang-format on */
 static const uint16_t k_ciphers[] = {0x0a0a, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030,
                                      0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035};
 
@@ -257,20 +267,23 @@ static void build_hello(struct bb *w, const struct hello_opts *o)
     size_t len_at = w->n;
     bb_u24(w, 0);
     if (o->dtls) {
-        bb_u16(w, 0);   /* message_seq */
-        bb_u24(w, 0);   /* fragment_offset */
-        bb_u24(w, 0);   /* fragment_length: filled below */
+        bb_u16(w, 0); /* message_seq */
+        bb_u24(w, 0); /* fragment_offset */
+        bb_u24(w, 0); /* fragment_length: filled below */
     }
     size_t body = w->n;
     bb_u16(w, o->version);
-    for (int i = 0; i < 32; i++) bb_u8(w, (unsigned)i);
+    for (int i = 0; i < 32; i++)
+        bb_u8(w, (unsigned)i);
     bb_u8(w, 0); /* session id */
     if (o->dtls) {
         bb_u8(w, 16);
-        for (int i = 0; i < 16; i++) bb_u8(w, 0xcc);
+        for (int i = 0; i < 16; i++)
+            bb_u8(w, 0xcc);
     }
     bb_open(w, 2);
-    for (size_t i = 0; i < o->nciphers; i++) bb_u16(w, o->ciphers[i]);
+    for (size_t i = 0; i < o->nciphers; i++)
+        bb_u16(w, o->ciphers[i]);
     bb_close(w);
     bb_u8(w, 1);
     bb_u8(w, 0);
@@ -284,7 +297,8 @@ static void build_hello(struct bb *w, const struct hello_opts *o)
             if ((int)e->type == o->replace_type) {
                 bb_bytes(w, o->replace_data, o->replace_len);
             } else if (e->type == 0x0015 && o->padding_len) {
-                for (size_t k = 0; k < o->padding_len; k++) bb_u8(w, 0);
+                for (size_t k = 0; k < o->padding_len; k++)
+                    bb_u8(w, 0);
             } else {
                 bb_bytes(w, e->data, e->len);
             }
@@ -462,10 +476,11 @@ static void test_tls_alpn_rules(void)
     alpn_case("\x00\x03\x02\x30\xab", 5, "3b", NULL);
     alpn_case("\x00\x05\x04\x30\x31\xab\xcd", 7, "3d", NULL);
     alpn_case("\x00\x05\x04\x30\xab\xcd\x31", 7, "01", NULL);
-    alpn_case("\x00\x04\x03h3-", 6, "6d", "h3-"); /* '-' (0x2d) is not alphanumeric: 0x68.. -> 6, ..0x2d -> d */
-    alpn_case("\x00\x01\x00", 3, "00", "");       /* empty first value */
-    alpn_case("\x00\x00", 2, "00", "");           /* empty list */
-    alpn_case(NULL, 0, "00", "");                 /* no ALPN extension */
+    alpn_case("\x00\x04\x03h3-", 6, "6d",
+              "h3-");                       /* '-' (0x2d) is not alphanumeric: 0x68.. -> 6, ..0x2d -> d */
+    alpn_case("\x00\x01\x00", 3, "00", ""); /* empty first value */
+    alpn_case("\x00\x00", 2, "00", "");     /* empty list */
+    alpn_case(NULL, 0, "00", "");           /* no ALPN extension */
     /* Only the first value counts. */
     alpn_case("\x00\x0c\x08http/1.1\x02h2", 14, "h1", "http/1.1");
 }
@@ -570,8 +585,8 @@ static void test_tls_long_lists(void)
      * Very long lists, as in nDPI's ja3_lots_of_cipher_suites capture but
      * longer. Cipher i is ((i % 1500) * 40503 + 1) & 0xffff: 1000 distinct
      * values, or for 3000 suites every value twice (two of them are GREASE
-     * values: 2998 kept, above the 2048 sorted on the stack, so the bucket
-     * path runs). The second hello also carries 150 empty extensions of
+     * values: 2998 kept, above the 2048 sorted at once on the stack, so
+     * the list is sorted in runs of high bytes). The second hello also carries 150 empty extensions of
      * types 0x1000 + 3i. Expected values from Python's hashlib over the
      * same definitions (hashlib.md5 of the JA3 string; sha256 of the sorted
      * 4-digit hex lists):
@@ -583,8 +598,10 @@ static void test_tls_long_lists(void)
     static uint16_t ciphers[3000];
     static struct ext exts[150];
     static char empty[1];
-    for (size_t i = 0; i < 3000; i++) ciphers[i] = (uint16_t)(((i % 1500) * 40503 + 1) & 0xffff);
-    for (size_t i = 0; i < 150; i++) exts[i] = (struct ext){(uint16_t)(0x1000 + 3 * i), empty, 0};
+    for (size_t i = 0; i < 3000; i++)
+        ciphers[i] = (uint16_t)(((i % 1500) * 40503 + 1) & 0xffff);
+    for (size_t i = 0; i < 150; i++)
+        exts[i] = (struct ext){(uint16_t)(0x1000 + 3 * i), empty, 0};
 
     struct kg_tls_client_hello h;
     struct bb w;
@@ -612,6 +629,21 @@ static void test_tls_long_lists(void)
     CHECK_EQ_STR(h.ja3, "31a2662a8fc76988526e84ad231ee6ea");
     CHECK_EQ_STR(h.ja4, "t12i999900_d352919aa1e9_078e38b5a75a");
     CHECK(h.ja3_full_truncated);
+    free(w.b);
+
+    /* More values under one high byte than the stack array holds: 2100
+     * suites 0x13xx (0x1300 | (7i & 0xff)), then 500 as above (i = 2100..
+     * 2599). hashlib: JA3 MD5 597745b2d297df2c2b02502dbc7ea03a,
+     * JA4 t12i990000_21af2d9febd4_000000000000. */
+    for (size_t i = 0; i < 2600; i++)
+        ciphers[i] = (uint16_t)(i < 2100 ? (0x1300 | ((i * 7) & 0xff)) : ((i * 40503 + 1) & 0xffff));
+    bb_init(&w, 16384);
+    o.nciphers = 2600;
+    o.no_ext_block = true;
+    build_hello(&w, &o);
+    CHECK_EQ_INT(parse_hello_exact(w.b, w.n, 't', &h), 0);
+    CHECK_EQ_STR(h.ja3, "597745b2d297df2c2b02502dbc7ea03a");
+    CHECK_EQ_STR(h.ja4, "t12i990000_21af2d9febd4_000000000000");
     free(w.b);
 }
 
@@ -662,7 +694,8 @@ static void test_tls_malformed(void)
     bb_init(&w, 4096);
     struct hello_opts o = spec_opts();
     o.replace_type = 0x0000;
-    o.replace_data = "\x00\x20\x00\x00\x0b" "example.com";
+    o.replace_data = "\x00\x20\x00\x00\x0b"
+                     "example.com";
     o.replace_len = 16;
     build_hello(&w, &o);
     CHECK_EQ_INT(parse_hello_exact(w.b, w.n, 't', &h), 0);
@@ -696,12 +729,12 @@ static void test_find_server_cert(void)
     /* ServerHello (dummy body) | Certificate: chain "CERT1", "CERT22" |
      * ServerHelloDone, as handshake messages without record headers. */
     static const uint8_t stream[] = {
-        0x02, 0x00, 0x00, 0x04, 0xaa, 0xbb, 0xcc, 0xdd, /* server_hello, 4 bytes */
-        0x0b, 0x00, 0x00, 0x14,                         /* certificate, 20 bytes */
-        0x00, 0x00, 0x11,                               /* certificate_list: 17 bytes */
-        0x00, 0x00, 0x05, 'C', 'E', 'R', 'T', '1',      /* cert 1 */
-        0x00, 0x00, 0x06, 'C', 'E', 'R', 'T', '2', '2', /* cert 2 */
-        0x0e, 0x00, 0x00, 0x00,                         /* server_hello_done */
+        0x02, 0x00, 0x00, 0x04, 0xaa, 0xbb, 0xcc, 0xdd,      /* server_hello, 4 bytes */
+        0x0b, 0x00, 0x00, 0x14,                              /* certificate, 20 bytes */
+        0x00, 0x00, 0x11,                                    /* certificate_list: 17 bytes */
+        0x00, 0x00, 0x05, 'C',  'E',  'R',  'T',  '1',       /* cert 1 */
+        0x00, 0x00, 0x06, 'C',  'E',  'R',  'T',  '2',  '2', /* cert 2 */
+        0x0e, 0x00, 0x00, 0x00,                              /* server_hello_done */
     };
     const uint8_t *cert = NULL;
     size_t cert_len = 0;
@@ -755,114 +788,109 @@ static void test_find_server_cert(void)
 /* RFC 9001 Appendix A.2: the client Initial's unprotected payload begins
  * with this CRYPTO frame (type 06, offset 0, length 0x0f1 = 241), the rest
  * is PADDING up to 1162 bytes. */
-static const char k_a2_crypto_frame[] =
-    "060040f1010000ed0303ebf8fa56f12939b9584a3896472ec40bb863cfd3e868"
-    "04fe3a47f06a2b69484c00000413011302010000c000000010000e00000b6578"
-    "616d706c652e636f6dff01000100000a00080006001d00170018001000070005"
-    "04616c706e000500050100000000003300260024001d00209370b2c9caa47fba"
-    "baf4559fedba753de171fa71f50f1ce15d43e994ec74d748002b000302030400"
-    "0d0010000e0403050306030203080408050806002d00020101001c0002400100"
-    "3900320408ffffffffffffffff05048000ffff07048000ffff08011001048000"
-    "75300901100f088394c8f03e51570806048000ffff";
+static const char k_a2_crypto_frame[] = "060040f1010000ed0303ebf8fa56f12939b9584a3896472ec40bb863cfd3e868"
+                                        "04fe3a47f06a2b69484c00000413011302010000c000000010000e00000b6578"
+                                        "616d706c652e636f6dff01000100000a00080006001d00170018001000070005"
+                                        "04616c706e000500050100000000003300260024001d00209370b2c9caa47fba"
+                                        "baf4559fedba753de171fa71f50f1ce15d43e994ec74d748002b000302030400"
+                                        "0d0010000e0403050306030203080408050806002d00020101001c0002400100"
+                                        "3900320408ffffffffffffffff05048000ffff07048000ffff08011001048000"
+                                        "75300901100f088394c8f03e51570806048000ffff";
 
 /* RFC 9001 Appendix A.2: the protected client Initial (1200 bytes),
  * DCID 8394c8f03e515708, packet number 2 in 4 bytes. */
-static const char k_a2_packet[] =
-    "c000000001088394c8f03e5157080000449e7b9aec34d1b1c98dd7689fb8ec11"
-    "d242b123dc9bd8bab936b47d92ec356c0bab7df5976d27cd449f63300099f399"
-    "1c260ec4c60d17b31f8429157bb35a1282a643a8d2262cad67500cadb8e7378c"
-    "8eb7539ec4d4905fed1bee1fc8aafba17c750e2c7ace01e6005f80fcb7df6212"
-    "30c83711b39343fa028cea7f7fb5ff89eac2308249a02252155e2347b63d58c5"
-    "457afd84d05dfffdb20392844ae812154682e9cf012f9021a6f0be17ddd0c208"
-    "4dce25ff9b06cde535d0f920a2db1bf362c23e596d11a4f5a6cf3948838a3aec"
-    "4e15daf8500a6ef69ec4e3feb6b1d98e610ac8b7ec3faf6ad760b7bad1db4ba3"
-    "485e8a94dc250ae3fdb41ed15fb6a8e5eba0fc3dd60bc8e30c5c4287e53805db"
-    "059ae0648db2f64264ed5e39be2e20d82df566da8dd5998ccabdae053060ae6c"
-    "7b4378e846d29f37ed7b4ea9ec5d82e7961b7f25a9323851f681d582363aa5f8"
-    "9937f5a67258bf63ad6f1a0b1d96dbd4faddfcefc5266ba6611722395c906556"
-    "be52afe3f565636ad1b17d508b73d8743eeb524be22b3dcbc2c7468d54119c74"
-    "68449a13d8e3b95811a198f3491de3e7fe942b330407abf82a4ed7c1b311663a"
-    "c69890f4157015853d91e923037c227a33cdd5ec281ca3f79c44546b9d90ca00"
-    "f064c99e3dd97911d39fe9c5d0b23a229a234cb36186c4819e8b9c5927726632"
-    "291d6a418211cc2962e20fe47feb3edf330f2c603a9d48c0fcb5699dbfe58964"
-    "25c5bac4aee82e57a85aaf4e2513e4f05796b07ba2ee47d80506f8d2c25e50fd"
-    "14de71e6c418559302f939b0e1abd576f279c4b2e0feb85c1f28ff18f58891ff"
-    "ef132eef2fa09346aee33c28eb130ff28f5b766953334113211996d20011a198"
-    "e3fc433f9f2541010ae17c1bf202580f6047472fb36857fe843b19f5984009dd"
-    "c324044e847a4f4a0ab34f719595de37252d6235365e9b84392b061085349d73"
-    "203a4a13e96f5432ec0fd4a1ee65accdd5e3904df54c1da510b0ff20dcc0c77f"
-    "cb2c0e0eb605cb0504db87632cf3d8b4dae6e705769d1de354270123cb11450e"
-    "fc60ac47683d7b8d0f811365565fd98c4c8eb936bcab8d069fc33bd801b03ade"
-    "a2e1fbc5aa463d08ca19896d2bf59a071b851e6c239052172f296bfb5e724047"
-    "90a2181014f3b94a4e97d117b438130368cc39dbb2d198065ae3986547926cd2"
-    "162f40a29f0c3c8745c0f50fba3852e566d44575c29d39a03f0cda721984b6f4"
-    "40591f355e12d439ff150aab7613499dbd49adabc8676eef023b15b65bfc5ca0"
-    "6948109f23f350db82123535eb8a7433bdabcb909271a6ecbcb58b936a88cd4e"
-    "8f2e6ff5800175f113253d8fa9ca8885c2f552e657dc603f252e1a8e308f76f0"
-    "be79e2fb8f5d5fbbe2e30ecadd220723c8c0aea8078cdfcb3868263ff8f09400"
-    "54da48781893a7e49ad5aff4af300cd804a6b6279ab3ff3afb64491c85194aab"
-    "760d58a606654f9f4400e8b38591356fbf6425aca26dc85244259ff2b19c41b9"
-    "f96f3ca9ec1dde434da7d2d392b905ddf3d1f9af93d1af5950bd493f5aa731b4"
-    "056df31bd267b6b90a079831aaf579be0a39013137aac6d404f518cfd4684064"
-    "7e78bfe706ca4cf5e9c5453e9f7cfd2b8b4c8d169a44e55c88d4a9a7f9474241"
-    "e221af44860018ab0856972e194cd934";
+static const char k_a2_packet[] = "c000000001088394c8f03e5157080000449e7b9aec34d1b1c98dd7689fb8ec11"
+                                  "d242b123dc9bd8bab936b47d92ec356c0bab7df5976d27cd449f63300099f399"
+                                  "1c260ec4c60d17b31f8429157bb35a1282a643a8d2262cad67500cadb8e7378c"
+                                  "8eb7539ec4d4905fed1bee1fc8aafba17c750e2c7ace01e6005f80fcb7df6212"
+                                  "30c83711b39343fa028cea7f7fb5ff89eac2308249a02252155e2347b63d58c5"
+                                  "457afd84d05dfffdb20392844ae812154682e9cf012f9021a6f0be17ddd0c208"
+                                  "4dce25ff9b06cde535d0f920a2db1bf362c23e596d11a4f5a6cf3948838a3aec"
+                                  "4e15daf8500a6ef69ec4e3feb6b1d98e610ac8b7ec3faf6ad760b7bad1db4ba3"
+                                  "485e8a94dc250ae3fdb41ed15fb6a8e5eba0fc3dd60bc8e30c5c4287e53805db"
+                                  "059ae0648db2f64264ed5e39be2e20d82df566da8dd5998ccabdae053060ae6c"
+                                  "7b4378e846d29f37ed7b4ea9ec5d82e7961b7f25a9323851f681d582363aa5f8"
+                                  "9937f5a67258bf63ad6f1a0b1d96dbd4faddfcefc5266ba6611722395c906556"
+                                  "be52afe3f565636ad1b17d508b73d8743eeb524be22b3dcbc2c7468d54119c74"
+                                  "68449a13d8e3b95811a198f3491de3e7fe942b330407abf82a4ed7c1b311663a"
+                                  "c69890f4157015853d91e923037c227a33cdd5ec281ca3f79c44546b9d90ca00"
+                                  "f064c99e3dd97911d39fe9c5d0b23a229a234cb36186c4819e8b9c5927726632"
+                                  "291d6a418211cc2962e20fe47feb3edf330f2c603a9d48c0fcb5699dbfe58964"
+                                  "25c5bac4aee82e57a85aaf4e2513e4f05796b07ba2ee47d80506f8d2c25e50fd"
+                                  "14de71e6c418559302f939b0e1abd576f279c4b2e0feb85c1f28ff18f58891ff"
+                                  "ef132eef2fa09346aee33c28eb130ff28f5b766953334113211996d20011a198"
+                                  "e3fc433f9f2541010ae17c1bf202580f6047472fb36857fe843b19f5984009dd"
+                                  "c324044e847a4f4a0ab34f719595de37252d6235365e9b84392b061085349d73"
+                                  "203a4a13e96f5432ec0fd4a1ee65accdd5e3904df54c1da510b0ff20dcc0c77f"
+                                  "cb2c0e0eb605cb0504db87632cf3d8b4dae6e705769d1de354270123cb11450e"
+                                  "fc60ac47683d7b8d0f811365565fd98c4c8eb936bcab8d069fc33bd801b03ade"
+                                  "a2e1fbc5aa463d08ca19896d2bf59a071b851e6c239052172f296bfb5e724047"
+                                  "90a2181014f3b94a4e97d117b438130368cc39dbb2d198065ae3986547926cd2"
+                                  "162f40a29f0c3c8745c0f50fba3852e566d44575c29d39a03f0cda721984b6f4"
+                                  "40591f355e12d439ff150aab7613499dbd49adabc8676eef023b15b65bfc5ca0"
+                                  "6948109f23f350db82123535eb8a7433bdabcb909271a6ecbcb58b936a88cd4e"
+                                  "8f2e6ff5800175f113253d8fa9ca8885c2f552e657dc603f252e1a8e308f76f0"
+                                  "be79e2fb8f5d5fbbe2e30ecadd220723c8c0aea8078cdfcb3868263ff8f09400"
+                                  "54da48781893a7e49ad5aff4af300cd804a6b6279ab3ff3afb64491c85194aab"
+                                  "760d58a606654f9f4400e8b38591356fbf6425aca26dc85244259ff2b19c41b9"
+                                  "f96f3ca9ec1dde434da7d2d392b905ddf3d1f9af93d1af5950bd493f5aa731b4"
+                                  "056df31bd267b6b90a079831aaf579be0a39013137aac6d404f518cfd4684064"
+                                  "7e78bfe706ca4cf5e9c5453e9f7cfd2b8b4c8d169a44e55c88d4a9a7f9474241"
+                                  "e221af44860018ab0856972e194cd934";
 
 /* RFC 9001 Appendix A.3: the server Initial (a ServerHello). */
-static const char k_a3_packet[] =
-    "cf000000010008f067a5502a4262b5004075c0d95a482cd0991cd25b0aac406a"
-    "5816b6394100f37a1c69797554780bb38cc5a99f5ede4cf73c3ec2493a1839b3"
-    "dbcba3f6ea46c5b7684df3548e7ddeb9c3bf9c73cc3f3bded74b562bfb19fb84"
-    "022f8ef4cdd93795d77d06edbb7aaf2f58891850abbdca3d20398c276456cbc4"
-    "2158407dd074ee";
+static const char k_a3_packet[] = "cf000000010008f067a5502a4262b5004075c0d95a482cd0991cd25b0aac406a"
+                                  "5816b6394100f37a1c69797554780bb38cc5a99f5ede4cf73c3ec2493a1839b3"
+                                  "dbcba3f6ea46c5b7684df3548e7ddeb9c3bf9c73cc3f3bded74b562bfb19fb84"
+                                  "022f8ef4cdd93795d77d06edbb7aaf2f58891850abbdca3d20398c276456cbc4"
+                                  "2158407dd074ee";
 
 /* RFC 9369 Appendix A.2: the same client Initial protected with QUIC v2. */
-static const char k_v2_a2_packet[] =
-    "d76b3343cf088394c8f03e5157080000449ea0c95e82ffe67b6abcdb4298b485"
-    "dd04de806071bf03dceebfa162e75d6c96058bdbfb127cdfcbf903388e99ad04"
-    "9f9a3dd4425ae4d0992cfff18ecf0fdb5a842d09747052f17ac2053d21f57c5d"
-    "250f2c4f0e0202b70785b7946e992e58a59ac52dea6774d4f03b55545243cf1a"
-    "12834e3f249a78d395e0d18f4d766004f1a2674802a747eaa901c3f10cda5500"
-    "cb9122faa9f1df66c392079a1b40f0de1c6054196a11cbea40afb6ef5253cd68"
-    "18f6625efce3b6def6ba7e4b37a40f7732e093daa7d52190935b8da58976ff33"
-    "12ae50b187c1433c0f028edcc4c2838b6a9bfc226ca4b4530e7a4ccee1bfa2a3"
-    "d396ae5a3fb512384b2fdd851f784a65e03f2c4fbe11a53c7777c023462239dd"
-    "6f7521a3f6c7d5dd3ec9b3f233773d4b46d23cc375eb198c63301c21801f6520"
-    "bcfb7966fc49b393f0061d974a2706df8c4a9449f11d7f3d2dcbb90c6b877045"
-    "636e7c0c0fe4eb0f697545460c806910d2c355f1d253bc9d2452aaa549e27a1f"
-    "ac7cf4ed77f322e8fa894b6a83810a34b361901751a6f5eb65a0326e07de7c12"
-    "16ccce2d0193f958bb3850a833f7ae432b65bc5a53975c155aa4bcb4f7b2c4e5"
-    "4df16efaf6ddea94e2c50b4cd1dfe06017e0e9d02900cffe1935e0491d77ffb4"
-    "fdf85290fdd893d577b1131a610ef6a5c32b2ee0293617a37cbb08b847741c3b"
-    "8017c25ca9052ca1079d8b78aebd47876d330a30f6a8c6d61dd1ab5589329de7"
-    "14d19d61370f8149748c72f132f0fc99f34d766c6938597040d8f9e2bb522ff9"
-    "9c63a344d6a2ae8aa8e51b7b90a4a806105fcbca31506c446151adfeceb51b91"
-    "abfe43960977c87471cf9ad4074d30e10d6a7f03c63bd5d4317f68ff325ba3bd"
-    "80bf4dc8b52a0ba031758022eb025cdd770b44d6d6cf0670f4e990b22347a7db"
-    "848265e3e5eb72dfe8299ad7481a408322cac55786e52f633b2fb6b614eaed18"
-    "d703dd84045a274ae8bfa73379661388d6991fe39b0d93debb41700b41f90a15"
-    "c4d526250235ddcd6776fc77bc97e7a417ebcb31600d01e57f32162a8560cacc"
-    "7e27a096d37a1a86952ec71bd89a3e9a30a2a26162984d7740f81193e8238e61"
-    "f6b5b984d4d3dfa033c1bb7e4f0037febf406d91c0dccf32acf423cfa1e70710"
-    "10d3f270121b493ce85054ef58bada42310138fe081adb04e2bd901f2f13458b"
-    "3d6758158197107c14ebb193230cd1157380aa79cae1374a7c1e5bbcb80ee23e"
-    "06ebfde206bfb0fcbc0edc4ebec309661bdd908d532eb0c6adc38b7ca7331dce"
-    "8dfce39ab71e7c32d318d136b6100671a1ae6a6600e3899f31f0eed19e3417d1"
-    "34b90c9058f8632c798d4490da4987307cba922d61c39805d072b589bd52fdf1"
-    "e86215c2d54e6670e07383a27bbffb5addf47d66aa85a0c6f9f32e59d85a44dd"
-    "5d3b22dc2be80919b490437ae4f36a0ae55edf1d0b5cb4e9a3ecabee93dfc6e3"
-    "8d209d0fa6536d27a5d6fbb17641cde27525d61093f1b28072d111b2b4ae5f89"
-    "d5974ee12e5cf7d5da4d6a31123041f33e61407e76cffcdcfd7e19ba58cf4b53"
-    "6f4c4938ae79324dc402894b44faf8afbab35282ab659d13c93f70412e85cb19"
-    "9a37ddec600545473cfb5a05e08d0b209973b2172b4d21fb69745a262ccde96b"
-    "a18b2faa745b6fe189cf772a9f84cbfc";
+static const char k_v2_a2_packet[] = "d76b3343cf088394c8f03e5157080000449ea0c95e82ffe67b6abcdb4298b485"
+                                     "dd04de806071bf03dceebfa162e75d6c96058bdbfb127cdfcbf903388e99ad04"
+                                     "9f9a3dd4425ae4d0992cfff18ecf0fdb5a842d09747052f17ac2053d21f57c5d"
+                                     "250f2c4f0e0202b70785b7946e992e58a59ac52dea6774d4f03b55545243cf1a"
+                                     "12834e3f249a78d395e0d18f4d766004f1a2674802a747eaa901c3f10cda5500"
+                                     "cb9122faa9f1df66c392079a1b40f0de1c6054196a11cbea40afb6ef5253cd68"
+                                     "18f6625efce3b6def6ba7e4b37a40f7732e093daa7d52190935b8da58976ff33"
+                                     "12ae50b187c1433c0f028edcc4c2838b6a9bfc226ca4b4530e7a4ccee1bfa2a3"
+                                     "d396ae5a3fb512384b2fdd851f784a65e03f2c4fbe11a53c7777c023462239dd"
+                                     "6f7521a3f6c7d5dd3ec9b3f233773d4b46d23cc375eb198c63301c21801f6520"
+                                     "bcfb7966fc49b393f0061d974a2706df8c4a9449f11d7f3d2dcbb90c6b877045"
+                                     "636e7c0c0fe4eb0f697545460c806910d2c355f1d253bc9d2452aaa549e27a1f"
+                                     "ac7cf4ed77f322e8fa894b6a83810a34b361901751a6f5eb65a0326e07de7c12"
+                                     "16ccce2d0193f958bb3850a833f7ae432b65bc5a53975c155aa4bcb4f7b2c4e5"
+                                     "4df16efaf6ddea94e2c50b4cd1dfe06017e0e9d02900cffe1935e0491d77ffb4"
+                                     "fdf85290fdd893d577b1131a610ef6a5c32b2ee0293617a37cbb08b847741c3b"
+                                     "8017c25ca9052ca1079d8b78aebd47876d330a30f6a8c6d61dd1ab5589329de7"
+                                     "14d19d61370f8149748c72f132f0fc99f34d766c6938597040d8f9e2bb522ff9"
+                                     "9c63a344d6a2ae8aa8e51b7b90a4a806105fcbca31506c446151adfeceb51b91"
+                                     "abfe43960977c87471cf9ad4074d30e10d6a7f03c63bd5d4317f68ff325ba3bd"
+                                     "80bf4dc8b52a0ba031758022eb025cdd770b44d6d6cf0670f4e990b22347a7db"
+                                     "848265e3e5eb72dfe8299ad7481a408322cac55786e52f633b2fb6b614eaed18"
+                                     "d703dd84045a274ae8bfa73379661388d6991fe39b0d93debb41700b41f90a15"
+                                     "c4d526250235ddcd6776fc77bc97e7a417ebcb31600d01e57f32162a8560cacc"
+                                     "7e27a096d37a1a86952ec71bd89a3e9a30a2a26162984d7740f81193e8238e61"
+                                     "f6b5b984d4d3dfa033c1bb7e4f0037febf406d91c0dccf32acf423cfa1e70710"
+                                     "10d3f270121b493ce85054ef58bada42310138fe081adb04e2bd901f2f13458b"
+                                     "3d6758158197107c14ebb193230cd1157380aa79cae1374a7c1e5bbcb80ee23e"
+                                     "06ebfde206bfb0fcbc0edc4ebec309661bdd908d532eb0c6adc38b7ca7331dce"
+                                     "8dfce39ab71e7c32d318d136b6100671a1ae6a6600e3899f31f0eed19e3417d1"
+                                     "34b90c9058f8632c798d4490da4987307cba922d61c39805d072b589bd52fdf1"
+                                     "e86215c2d54e6670e07383a27bbffb5addf47d66aa85a0c6f9f32e59d85a44dd"
+                                     "5d3b22dc2be80919b490437ae4f36a0ae55edf1d0b5cb4e9a3ecabee93dfc6e3"
+                                     "8d209d0fa6536d27a5d6fbb17641cde27525d61093f1b28072d111b2b4ae5f89"
+                                     "d5974ee12e5cf7d5da4d6a31123041f33e61407e76cffcdcfd7e19ba58cf4b53"
+                                     "6f4c4938ae79324dc402894b44faf8afbab35282ab659d13c93f70412e85cb19"
+                                     "9a37ddec600545473cfb5a05e08d0b209973b2172b4d21fb69745a262ccde96b"
+                                     "a18b2faa745b6fe189cf772a9f84cbfc";
 
 /* RFC 9369 Appendix A.3: the v2 server Initial. */
-static const char k_v2_a3_packet[] =
-    "dc6b3343cf0008f067a5502a4262b5004075d92faaf16f05d8a4398c47089698"
-    "baeea26b91eb761d9b89237bbf87263017915358230035f7fd3945d88965cf17"
-    "f9af6e16886c61bfc703106fbaf3cb4cfa52382dd16a393e42757507698075b2"
-    "c984c707f0a0812d8cd5a6881eaf21ceda98f4bd23f6fe1a3e2c43edd9ce7ca8"
-    "4bed8521e2e140";
+static const char k_v2_a3_packet[] = "dc6b3343cf0008f067a5502a4262b5004075d92faaf16f05d8a4398c47089698"
+                                     "baeea26b91eb761d9b89237bbf87263017915358230035f7fd3945d88965cf17"
+                                     "f9af6e16886c61bfc703106fbaf3cb4cfa52382dd16a393e42757507698075b2"
+                                     "c984c707f0a0812d8cd5a6881eaf21ceda98f4bd23f6fe1a3e2c43edd9ce7ca8"
+                                     "4bed8521e2e140";
 
 static const uint8_t k_rfc_dcid[] = {0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08};
 
@@ -1216,9 +1244,9 @@ static void test_quic_limits(void)
 
     /* A packet too short to hold the header-protection sample (Length 19:
      * the 16-byte sample starts 4 bytes after the packet number): -1. */
-    static const uint8_t short_pkt[] = {0xc0, 0, 0, 0, 1, 8, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
-                                        0x00, 0x00, 0x13, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                                        15, 16, 17, 18, 19};
+    static const uint8_t short_pkt[] = {0xc0, 0,    0,    0,    1,    8,  0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+                                        0x77, 0x88, 0x00, 0x00, 0x13, 1,  2,    3,    4,    5,    6,    7,
+                                        8,    9,    10,   11,   12,   13, 14,   15,   16,   17,   18,   19};
     memset(&c, 0, sizeof(c));
     CHECK_EQ_INT(quic_exact(short_pkt, sizeof(short_pkt), &c, NULL), -1);
     CHECK(qs_seal(&q, f, 2, pkt, sizeof(pkt)) == 0); /* the sealer cannot sample it either */
@@ -1260,7 +1288,8 @@ static void test_quic_frames(void)
     static const uint8_t bad_ack[] = {0x02, 0x05, 0x00, 0xbf, 0xff, 0xff, 0xff, 0x00};
     memcpy(f + n, bad_ack, sizeof(bad_ack));
     n += sizeof(bad_ack);
-    for (size_t i = n; i < 200; i++) f[i] = 0x01; /* then a run of 1-byte "gaps" */
+    for (size_t i = n; i < 200; i++)
+        f[i] = 0x01; /* then a run of 1-byte "gaps" */
     pn = qs_seal(&q, f, 200, pkt, sizeof(pkt));
     memset(&c, 0, sizeof(c));
     CHECK_EQ_INT(quic_exact(pkt, pn, &c, NULL), 20);
@@ -1296,8 +1325,8 @@ static void test_quic_not_initial(void)
     CHECK_EQ_INT(quic_exact(vn, sizeof(vn), &c, &ver), 0);
     CHECK_EQ_INT(ver, 0);
     /* Retry (v1 type 3): no Length field, from a server. */
-    static const uint8_t retry[] = {0xf0, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4, 't', 'o', 'k', 'e', 'n', 0, 0, 0, 0,
-                                    0,    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   0,   0,   0};
+    static const uint8_t retry[] = {0xf0, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4, 't', 'o', 'k', 'e', 'n', 0,
+                                    0,    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,   0,   0,   0,   0,   0};
     CHECK_EQ_INT(quic_exact(retry, sizeof(retry), &c, &ver), 0);
     CHECK_EQ_INT(ver, 1);
     /* gQUIC Q046 long header: unknown version. */
@@ -1311,8 +1340,8 @@ static void test_quic_not_initial(void)
     CHECK_EQ_INT(quic_exact(pkt, n, &c, &ver), 0);
     /* Malformed long headers: DCID length 21, truncated SCID, a Length
      * past the datagram, a truncated token length. */
-    static const uint8_t dcid21[] = {0xc0, 0, 0, 0, 1, 21, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                                     15,   16, 17, 18, 19, 20, 21, 0, 0, 0x40, 0x20, 0, 0, 0, 0, 0};
+    static const uint8_t dcid21[] = {0xc0, 0,  0,  0,  1,  21, 1,  2,  3,  4, 5, 6,    7,    8, 9, 10, 11, 12,
+                                     13,   14, 15, 16, 17, 18, 19, 20, 21, 0, 0, 0x40, 0x20, 0, 0, 0,  0,  0};
     CHECK_EQ_INT(quic_exact(dcid21, sizeof(dcid21), &c, &ver), -1);
     static const uint8_t scid_cut[] = {0xc0, 0, 0, 0, 1, 1, 0xaa, 8, 1, 2};
     CHECK_EQ_INT(quic_exact(scid_cut, sizeof(scid_cut), &c, &ver), -1);
@@ -1364,11 +1393,13 @@ static size_t random_hello(uint8_t *out, size_t cap, bool dtls)
     }
     size_t body = w.n;
     bb_u16(&w, (unsigned)(rnd() % 3 ? 0x0303 : rnd()));
-    for (int i = 0; i < 32; i++) bb_u8(&w, (unsigned)rnd());
+    for (int i = 0; i < 32; i++)
+        bb_u8(&w, (unsigned)rnd());
     bb_u8(&w, 0);
     if (dtls) bb_u8(&w, 0);
     bb_open(&w, 2);
-    for (size_t i = 0, n = rnd() % 40; i < n; i++) bb_u16(&w, (unsigned)(rnd() % 4 ? rnd() : 0x0a0a));
+    for (size_t i = 0, n = rnd() % 40; i < n; i++)
+        bb_u16(&w, (unsigned)(rnd() % 4 ? rnd() : 0x0a0a));
     bb_close(&w);
     bb_u8(&w, 1);
     bb_u8(&w, 0);
@@ -1378,7 +1409,8 @@ static size_t random_hello(uint8_t *out, size_t cap, bool dtls)
             bb_u16(&w, types[rnd() % KG_ARRAY_LEN(types)]);
             bb_open(&w, 2);
             size_t dl = rnd() % 24;
-            for (size_t k = 0; k < dl; k++) bb_u8(&w, (unsigned)(rnd() % 3 ? rnd() % 16 : rnd()));
+            for (size_t k = 0; k < dl; k++)
+                bb_u8(&w, (unsigned)(rnd() % 3 ? rnd() % 16 : rnd()));
             bb_close(&w);
         }
         bb_close(&w);
@@ -1419,12 +1451,13 @@ static void test_random_inputs(void)
      * towards plausible headers so that the parsers get past them. */
     for (long i = 0; i < iters; i++) {
         size_t len = (size_t)(rnd() % sizeof(buf));
-        for (size_t k = 0; k < len; k++) buf[k] = (uint8_t)rnd();
+        for (size_t k = 0; k < len; k++)
+            buf[k] = (uint8_t)rnd();
         int mode = (int)(rnd() % 4);
         if (mode == 1) { /* a random but well-framed ClientHello */
             len = random_hello(buf, sizeof(buf), i % 3 == 2);
             if (rnd() % 4 == 0 && len) len -= (size_t)(rnd() % len); /* sometimes cut */
-        } else if (len >= 10 && mode == 2) { /* handshake stream with a Certificate */
+        } else if (len >= 10 && mode == 2) {                         /* handshake stream with a Certificate */
             size_t ml = len - 4 - (size_t)(rnd() % 3);
             buf[0] = (uint8_t)(rnd() % 2 ? 11 : 2);
             buf[1] = 0;
@@ -1474,10 +1507,18 @@ static void test_random_inputs(void)
         for (int m = 0; m < nmut; m++) {
             size_t at = (size_t)(rnd() % len);
             switch (rnd() % 4) {
-            case 0: buf[at] = (uint8_t)rnd(); break;
-            case 1: buf[at] ^= (uint8_t)(1u << (rnd() % 8)); break;
-            case 2: buf[at] = (uint8_t)(rnd() % 2 ? 0 : 0xff); break;
-            default: len = at + 1; break;
+            case 0:
+                buf[at] = (uint8_t)rnd();
+                break;
+            case 1:
+                buf[at] ^= (uint8_t)(1u << (rnd() % 8));
+                break;
+            case 2:
+                buf[at] = (uint8_t)(rnd() % 2 ? 0 : 0xff);
+                break;
+            default:
+                len = at + 1;
+                break;
             }
         }
         uint8_t *b = dup_exact(buf, len);
@@ -1497,17 +1538,20 @@ static void test_random_inputs(void)
     static uint8_t f[1400], pkt[1600];
     for (long i = 0; i < iters / 4; i++) {
         size_t n = 21 + (size_t)(rnd() % 1200);
-        for (size_t k = 0; k < n; k++) f[k] = (uint8_t)rnd();
+        for (size_t k = 0; k < n; k++)
+            f[k] = (uint8_t)rnd();
         /* Frame types biased to those allowed in Initial. */
         static const uint8_t types[] = {0x00, 0x01, 0x02, 0x03, 0x06, 0x06, 0x06, 0x1c};
-        for (size_t k = 0; k < n; k += 1 + (size_t)(rnd() % 40)) f[k] = types[rnd() % sizeof(types)];
+        for (size_t k = 0; k < n; k += 1 + (size_t)(rnd() % 40))
+            f[k] = types[rnd() % sizeof(types)];
         uint8_t dcid[20];
         size_t dl = (size_t)(rnd() % 21);
-        for (size_t k = 0; k < dl; k++) dcid[k] = (uint8_t)rnd();
+        for (size_t k = 0; k < dl; k++)
+            dcid[k] = (uint8_t)rnd();
         /* Packet numbers below 128 fit any encoded length, as a client's
          * first Initials do (the parser takes the truncated number as is). */
-        struct qs_params q = {rnd() % 2 ? QS_V1 : QS_V2, dcid, dl, NULL, 0, NULL, 0, (uint32_t)(rnd() % 128),
-                              1 + (size_t)(rnd() % 4), false, 0, -1};
+        struct qs_params q = {rnd() % 2 ? QS_V1 : QS_V2, dcid,  dl, NULL, 0, NULL, 0, (uint32_t)(rnd() % 128),
+                              1 + (size_t)(rnd() % 4),   false, 0,  -1};
         size_t pn = qs_seal(&q, f, n, pkt, sizeof(pkt));
         if (pn == 0) continue;
         bool damage = rnd() % 8 == 0;

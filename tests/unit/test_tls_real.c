@@ -115,10 +115,11 @@ static void report(struct state *st, struct flow *f, const char *kind, const str
     /* SNI bytes are printed as sent, minus what would break the line. */
     char sni[KG_TLS_SNI_MAX];
     size_t n = 0;
-    for (const char *s = h->sni; *s && n < sizeof(sni) - 1; s++) sni[n++] = (*s == '\t' || *s == '\n') ? ' ' : *s;
+    for (const char *s = h->sni; *s && n < sizeof(sni) - 1; s++)
+        sni[n++] = (*s == '\t' || *s == '\n') ? ' ' : *s;
     sni[n] = '\0';
-    printf("%s\t%s\t%u\t%s\t%u\t%u\t%s\t%s\t%s\t%s\t%s%s\n", st->pcap_name, src, f->sport, dst, f->dport, f->proto,
-           kind, sni, h->ja3, h->ja4, h->ja3_full, h->ja3_full_truncated ? "..." : "");
+    printf("%s\t%s\t%u\t%s\t%u\t%u\t%s\t%s\t%s\t%s\t%s%s\n", st->pcap_name, src, f->sport, dst, f->dport,
+           f->proto, kind, sni, h->ja3, h->ja4, h->ja3_full, h->ja3_full_truncated ? "..." : "");
 }
 
 /* ---- TCP: TLS records ----------------------------------------------------------- */
@@ -173,7 +174,7 @@ static void on_tcp(struct state *st, const struct pkt5 *k, const uint8_t *p, siz
         f->next_seq = seq;
     }
     /* In-order bytes only; a retransmission may extend what we have. */
-    uint32_t ahead = seq - f->next_seq; /* modulo 2^32 */
+    uint32_t ahead = seq - f->next_seq;            /* modulo 2^32 */
     if (ahead != 0 && ahead < 0x80000000u) return; /* a gap: out of order */
     size_t skip = (size_t)(f->next_seq - seq);
     if (skip >= dl) return;
@@ -385,7 +386,8 @@ int main(int argc, char **argv)
         struct pcap_pkthdr *hdr;
         const u_char *data;
         int r;
-        while ((r = pcap_next_ex(pc, &hdr, &data)) == 1) on_packet(&st, dlt, data, hdr->caplen);
+        while ((r = pcap_next_ex(pc, &hdr, &data)) == 1)
+            on_packet(&st, dlt, data, hdr->caplen);
         if (r == PCAP_ERROR) fprintf(stderr, "%s: %s\n", argv[i], pcap_geterr(pc));
         pcap_close(pc);
         for (size_t k = 0; k < st.nflows; k++) {

@@ -8,7 +8,8 @@
  *
  * Output: a classic libpcap file (microsecond timestamps, DLT_EN10MB), the
  * same bytes for the same options and seed (the generator has its own PRNG
- * and reads no clock). Frames are built by hand, every checksum is right,
+ * and reads no clock; only libm's log/exp/cos could differ between C
+ * libraries). Frames are built by hand, every checksum is right,
  * and frames below the Ethernet minimum carry the zero padding a SPAN port
  * shows.
  *
@@ -211,8 +212,10 @@ static void zipf_init(struct zipf *z, uint32_t n)
     z->cdf = malloc(n * sizeof(double));
     if (!z->cdf) abort();
     double sum = 0;
-    for (uint32_t i = 0; i < n; i++) z->cdf[i] = (sum += 1.0 / (i + 1));
-    for (uint32_t i = 0; i < n; i++) z->cdf[i] /= sum;
+    for (uint32_t i = 0; i < n; i++)
+        z->cdf[i] = (sum += 1.0 / (i + 1));
+    for (uint32_t i = 0; i < n; i++)
+        z->cdf[i] /= sum;
 }
 
 static uint32_t zipf_draw(const struct zipf *z)
@@ -221,8 +224,10 @@ static uint32_t zipf_draw(const struct zipf *z)
     uint32_t lo = 0, hi = z->n - 1;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (z->cdf[mid] < u) lo = mid + 1;
-        else hi = mid;
+        if (z->cdf[mid] < u)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -260,7 +265,8 @@ static void b_need(struct bytes *b, size_t n)
 {
     if (b->len + n <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n) cap *= 2;
+    while (cap < b->len + n)
+        cap *= 2;
     b->p = realloc(b->p, cap);
     if (!b->p) abort();
     b->cap = cap;
@@ -324,15 +330,31 @@ static size_t b_open(struct bytes *b, int width)
 static void b_close(struct bytes *b, size_t at, int width)
 {
     size_t n = b->len - at - (size_t)width;
-    if (width == 1) b->p[at] = (uint8_t)n;
-    else if (width == 2) wr16(b->p + at, (uint16_t)n);
-    else wr24(b->p + at, (uint32_t)n);
+    if (width == 1)
+        b->p[at] = (uint8_t)n;
+    else if (width == 2)
+        wr16(b->p + at, (uint16_t)n);
+    else
+        wr24(b->p + at, (uint32_t)n);
 }
 
 /* ---- the world: hosts, names, payload pools -------------------------------- */
 
-enum kind { K_DNS, K_DNS_TCP, K_TLS, K_HTTP, K_QUIC, K_SMB, K_LDAP, K_ICMP, K_NTP, K_ARP, K_TCP_FAIL, K_COUNT };
-static const char *const kind_names[K_COUNT] = {"dns-udp", "dns-tcp", "tls", "http", "quic", "smb",
+enum kind {
+    K_DNS,
+    K_DNS_TCP,
+    K_TLS,
+    K_HTTP,
+    K_QUIC,
+    K_SMB,
+    K_LDAP,
+    K_ICMP,
+    K_NTP,
+    K_ARP,
+    K_TCP_FAIL,
+    K_COUNT
+};
+static const char *const kind_names[K_COUNT] = {"dns-udp", "dns-tcp", "tls", "http", "quic",    "smb",
                                                 "ldap",    "icmp",    "ntp", "arp",  "tcp-fail"};
 /* Shares of flow starts, in tenths of a percent (see the header comment). */
 static const unsigned kind_weight[K_COUNT] = {430, 5, 280, 50, 40, 30, 40, 30, 25, 10, 20};
@@ -340,10 +362,10 @@ static const unsigned kind_weight[K_COUNT] = {430, 5, 280, 50, 40, 30, 40, 30, 2
 struct world {
     uint32_t nclients, nservers;
     struct zipf server_pop, site_pop;
-    char (*sites)[48]; /* registered domains, by popularity rank */
-    uint8_t *pool;     /* random bytes: ciphertext, images, file contents */
-    uint8_t *text;     /* HTML-like text: page bodies */
-    struct bytes cert_chain; /* TLS 1.2 Certificate message body (certificate_list) */
+    char (*sites)[48];            /* registered domains, by popularity rank */
+    uint8_t *pool;                /* random bytes: ciphertext, images, file contents */
+    uint8_t *text;                /* HTML-like text: page bodies */
+    struct bytes cert_chain;      /* TLS 1.2 Certificate message body (certificate_list) */
     size_t serial_at, serial_len; /* the leaf's serial number bytes in cert_chain (0: none) */
     uint8_t gw_mac[6];
     uint8_t *client_seen, *server_seen; /* distinct hosts that sent or received */
@@ -352,14 +374,16 @@ struct world {
 static struct world W;
 
 static const char *const syll[64] = {
-    "ka", "mi", "to", "ra", "ne", "so", "lu", "vi", "da", "po", "ze", "fa", "gu", "ri", "mo", "te",
-    "bel", "cor", "dan", "fin", "gal", "hex", "ion", "jet", "kor", "lum", "max", "nor", "orb", "pix", "qua", "rus",
-    "sol", "tor", "uni", "val", "wen", "xen", "yar", "zed", "net", "web", "dat", "sys", "app", "hub", "box", "lab",
-    "ar", "en", "il", "on", "us", "ex", "al", "is", "ia", "eo", "ta", "ly", "go", "fy", "co", "io"};
+    "ka",  "mi",  "to",  "ra",  "ne",  "so",  "lu",  "vi",  "da",  "po",  "ze",  "fa",  "gu",
+    "ri",  "mo",  "te",  "bel", "cor", "dan", "fin", "gal", "hex", "ion", "jet", "kor", "lum",
+    "max", "nor", "orb", "pix", "qua", "rus", "sol", "tor", "uni", "val", "wen", "xen", "yar",
+    "zed", "net", "web", "dat", "sys", "app", "hub", "box", "lab", "ar",  "en",  "il",  "on",
+    "us",  "ex",  "al",  "is",  "ia",  "eo",  "ta",  "ly",  "go",  "fy",  "co",  "io"};
 static const char *const tlds[5] = {".example", ".example.com", ".example.net", ".example.org", ".test"};
-static const char *const subs[12] = {"www", "www", "www", "api", "cdn", "static", "img", "login",
-                                     "mail", "update", "assets", "m"};
-static const char *const listed_names[3] = {"malware-c2.example", "update.phish.example", "ransom-pay.example"};
+static const char *const subs[12] = {"www", "www",   "www",  "api",    "cdn",    "static",
+                                     "img", "login", "mail", "update", "assets", "m"};
+static const char *const listed_names[3] = {"malware-c2.example", "update.phish.example",
+                                            "ransom-pay.example"};
 
 static void make_site_name(uint32_t k, char *out, size_t cap)
 {
@@ -422,7 +446,8 @@ static bool read_file(const char *path, struct bytes *out)
     if (!f) return false;
     uint8_t buf[4096];
     size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) b_put(out, buf, n);
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        b_put(out, buf, n);
     fclose(f);
     return out->len > 0;
 }
@@ -438,7 +463,8 @@ static bool der_tlv(const uint8_t *d, size_t len, size_t off, size_t *hl, size_t
         size_t n = l & 0x7f;
         if (n == 0 || n > 3 || off + 2 + n > len) return false;
         *cl = 0;
-        for (size_t i = 0; i < n; i++) *cl = *cl << 8 | d[off + 2 + i];
+        for (size_t i = 0; i < n; i++)
+            *cl = *cl << 8 | d[off + 2 + i];
         *hl = 2 + n;
     }
     return off + *hl + *cl <= len;
@@ -463,7 +489,7 @@ static bool leaf_from_self_signed(uint8_t *d, size_t len, size_t *serial_off, si
         off += hl + cl;
         if (!der_tlv(d, len, off, &hl, &cl)) return false;
     }
-    if (d[off] != 0x02 || cl < 4) return false;                          /* serialNumber */
+    if (d[off] != 0x02 || cl < 4) return false; /* serialNumber */
     *serial_off = off + hl;
     *serial_len = cl;
     off += hl + cl;
@@ -479,7 +505,8 @@ static bool leaf_from_self_signed(uint8_t *d, size_t len, size_t *serial_off, si
         }
     }
     if (!last) return false;
-    for (size_t i = 0; i < last_len; i++) d[last + i] = (uint8_t)('A' + (i * 7 + 3) % 26);
+    for (size_t i = 0; i < last_len; i++)
+        d[last + i] = (uint8_t)('A' + (i * 7 + 3) % 26);
     return true;
 }
 
@@ -495,18 +522,22 @@ static void world_init(uint32_t nclients, uint32_t nservers, const char *cert_di
     W.client_seen = calloc(nclients, 1);
     W.server_seen = calloc(nservers, 1);
     if (!W.sites || !W.pool || !W.text || !W.client_seen || !W.server_seen) abort();
-    for (uint32_t k = 0; k < NSITES; k++) make_site_name(k, W.sites[k], sizeof(W.sites[k]));
+    for (uint32_t k = 0; k < NSITES; k++)
+        make_site_name(k, W.sites[k], sizeof(W.sites[k]));
     rnd_fill(W.pool, RAND_POOL + MAX_FRAME);
     /* Text: words and tags, as compressed-off HTML/JS/CSS looks. */
-    static const char *const tags[8] = {"<div class=\"", "<p>", "</p>\n", "<a href=\"/", "\">", "</div>\n",
-                                        "<span>", "</span> "};
+    static const char *const tags[8] = {"<div class=\"", "<p>",      "</p>\n", "<a href=\"/",
+                                        "\">",           "</div>\n", "<span>", "</span> "};
     size_t t = 0;
     while (t < TEXT_POOL + MAX_FRAME) {
         char w[48];
         int n;
-        if (rnd_below(6) == 0) n = snprintf(w, sizeof(w), "%s", tags[rnd_below(8)]);
-        else n = snprintf(w, sizeof(w), "%s%s ", syll[rnd_below(64)], syll[rnd_below(64)]);
-        for (int i = 0; i < n && t < TEXT_POOL + MAX_FRAME; i++) W.text[t++] = (uint8_t)w[i];
+        if (rnd_below(6) == 0)
+            n = snprintf(w, sizeof(w), "%s", tags[rnd_below(8)]);
+        else
+            n = snprintf(w, sizeof(w), "%s%s ", syll[rnd_below(64)], syll[rnd_below(64)]);
+        for (int i = 0; i < n && t < TEXT_POOL + MAX_FRAME; i++)
+            W.text[t++] = (uint8_t)w[i];
     }
     const uint8_t gw[6] = {0x00, 0x1b, 0x54, 0xaa, 0x00, 0x01};
     memcpy(W.gw_mac, gw, 6);
@@ -520,7 +551,8 @@ static void world_init(uint32_t nclients, uint32_t nservers, const char *cert_di
     snprintf(path, sizeof(path), "%s/server.der", cert_dir);
     ok = read_file(path, &inter) && ok;
     if (!ok) {
-        if (!quiet) fprintf(stderr, "gen_traffic: no certificates in %s: using opaque DER-shaped blobs\n", cert_dir);
+        if (!quiet)
+            fprintf(stderr, "gen_traffic: no certificates in %s: using opaque DER-shaped blobs\n", cert_dir);
         leaf.len = inter.len = 0;
         /* SEQUENCE of random content: hashed like a certificate, not parseable. */
         uint8_t h[4] = {0x30, 0x82, 0x02, 0x40};
@@ -528,7 +560,8 @@ static void world_init(uint32_t nclients, uint32_t nservers, const char *cert_di
         b_put(&inter, h, 4), b_rand(&inter, 0x240);
     }
     size_t serial_off = 0, serial_len = 0;
-    if (!ok || !leaf_from_self_signed(leaf.p, leaf.len, &serial_off, &serial_len)) serial_off = serial_len = 0;
+    if (!ok || !leaf_from_self_signed(leaf.p, leaf.len, &serial_off, &serial_len))
+        serial_off = serial_len = 0;
     size_t at = b_open(&W.cert_chain, 3);
     size_t c1 = b_open(&W.cert_chain, 3);
     if (serial_len) W.serial_at = W.cert_chain.len + serial_off, W.serial_len = serial_len;
@@ -547,7 +580,7 @@ static void world_init(uint32_t nclients, uint32_t nservers, const char *cert_di
 struct stats {
     uint64_t packets, bytes, file_bytes;
     uint64_t flows[K_COUNT], kpackets[K_COUNT], kbytes[K_COUNT];
-    uint64_t hist[8]; /* frame length: <=64, <=127, <=255, <=511, <=1023, <=1499, >=1500 */
+    uint64_t hist[7]; /* frame length: <=64, <=127, <=255, <=511, <=1023, <=1499, >=1500 */
 };
 
 struct out {
@@ -562,7 +595,13 @@ static struct out O;
 
 static int hist_bucket(size_t len)
 {
-    return len <= 64 ? 0 : len <= 127 ? 1 : len <= 255 ? 2 : len <= 511 ? 3 : len <= 1023 ? 4 : len <= 1499 ? 5 : 6;
+    return len <= 64     ? 0
+           : len <= 127  ? 1
+           : len <= 255  ? 2
+           : len <= 511  ? 3
+           : len <= 1023 ? 4
+           : len <= 1499 ? 5
+                         : 6;
 }
 
 /* Writes O.frame[0..len) as one record, padded to the Ethernet minimum of
@@ -573,7 +612,8 @@ static void write_frame(size_t len, int kind)
         memset(O.frame + len, 0, 60 - len);
         len = 60;
     }
-    /* Exponential inter-arrival: a Poisson arrival process at the set load. */
+    /* Exponential inter-arrival: a Poisson arrival process at the set load
+     * (+ 24 bytes per frame on the wire: preamble, FCS, inter-frame gap). */
     double u = rnd_unit();
     O.now_ns += (uint64_t)(-log(u > 1e-12 ? u : 1e-12) * (double)(len + 24) * 8.0 * O.gap_ns_per_bit) + 1;
     uint64_t us = O.now_ns / 1000;
@@ -608,7 +648,8 @@ static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t n)
 
 static uint16_t csum_fold(uint64_t sum)
 {
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
     return (uint16_t)~sum;
 }
 
@@ -725,6 +766,7 @@ struct sess {
     bool closer_server, rst;
     uint8_t quic_dcid[8];
     uint32_t server_id; /* which certificate a TLS server presents */
+    bool counted;       /* in the per-kind flow count (once it has sent) */
     struct msg m[MAX_MSG];
 };
 
@@ -802,7 +844,8 @@ static void msg_copy(const struct msg *m, uint32_t off, uint32_t n, uint8_t *dst
 
 static void sess_free(struct sess *s)
 {
-    for (int i = 0; i < s->nmsg; i++) free(s->m[i].hdr);
+    for (int i = 0; i < s->nmsg; i++)
+        free(s->m[i].hdr);
     s->nmsg = 0;
 }
 
@@ -813,8 +856,13 @@ static size_t frame_l3(struct sess *s, int dir, size_t l4len, struct l3 *h)
     struct endpoint *me = &s->ep[dir], *peer = &s->ep[!dir];
     uint8_t *p = O.frame;
     size_t off = put_eth(p, peer->mac, me->mac, s->vlan, s->family == 6 ? 0x86dd : 0x0800);
-    *h = (struct l3){.family = s->family, .src = me->ip, .dst = peer->ip, .ttl = me->ttl,
-                     .ipid = me->ipid++, .flow_label = s->flow_label[dir], .df = s->proto == 6};
+    *h = (struct l3){.family = s->family,
+                     .src = me->ip,
+                     .dst = peer->ip,
+                     .ttl = me->ttl,
+                     .ipid = me->ipid++,
+                     .flow_label = s->flow_label[dir],
+                     .df = s->proto == 6};
     off += put_ip(p + off, h, s->proto, l4len);
     return off;
 }
@@ -982,7 +1030,8 @@ static void dns_exchange(struct sess *s, const char *name, bool tcp)
             size_t rl = b_open(&a, 2);
             uint32_t n = 40 + rnd_below(big ? 200 : 60);
             b_u8(&a, (uint8_t)n);
-            for (uint32_t k = 0; k < n; k++) b_u8(&a, (uint8_t)('a' + rnd_below(26)));
+            for (uint32_t k = 0; k < n; k++)
+                b_u8(&a, (uint8_t)('a' + rnd_below(26)));
             b_close(&a, rl, 2);
         }
     }
@@ -1011,11 +1060,12 @@ static const uint16_t grease[16] = {0x0a0a, 0x1a1a, 0x2a2a, 0x3a3a, 0x4a4a, 0x5a
                                     0x8a8a, 0x9a9a, 0xaaaa, 0xbaba, 0xcaca, 0xdada, 0xeaea, 0xfafa};
 static const uint16_t suites_chrome[] = {0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9,
                                          0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035};
-static const uint16_t suites_firefox[] = {0x1301, 0x1303, 0x1302, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0xc02c, 0xc030,
-                                          0xc00a, 0xc009, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035};
-static const uint16_t suites_schannel[] = {0xc02c, 0xc02b, 0xc030, 0xc02f, 0xc024, 0xc023, 0xc028, 0xc027,
-                                           0xc00a, 0xc009, 0xc014, 0xc013, 0x009d, 0x009c, 0x003d, 0x003c,
-                                           0x0035, 0x002f, 0x000a};
+static const uint16_t suites_firefox[] = {0x1301, 0x1303, 0x1302, 0xc02b, 0xc02f, 0xcca9,
+                                          0xcca8, 0xc02c, 0xc030, 0xc00a, 0xc009, 0xc013,
+                                          0xc014, 0x009c, 0x009d, 0x002f, 0x0035};
+static const uint16_t suites_schannel[] = {0xc02c, 0xc02b, 0xc030, 0xc02f, 0xc024, 0xc023, 0xc028,
+                                           0xc027, 0xc00a, 0xc009, 0xc014, 0xc013, 0x009d, 0x009c,
+                                           0x003d, 0x003c, 0x0035, 0x002f, 0x000a};
 static const uint16_t suites_openssl[] = {0x1302, 0x1303, 0x1301, 0xc02c, 0xc030, 0x009f, 0xcca9, 0xcca8,
                                           0xccaa, 0xc02b, 0xc02f, 0x009e, 0xc024, 0xc028, 0x006b, 0xc023,
                                           0xc027, 0x0067, 0xc00a, 0xc014, 0x0039, 0xc009, 0xc013, 0x0033,
@@ -1057,7 +1107,8 @@ static void ch_ext(struct bytes *b, uint16_t type, int prof, const char *sni, ui
     case 13: { /* signature_algorithms */
         static const uint16_t sa[] = {0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601};
         l = b_open(b, 2);
-        for (size_t i = 0; i < sizeof(sa) / 2; i++) b_u16(b, sa[i]);
+        for (size_t i = 0; i < sizeof(sa) / 2; i++)
+            b_u16(b, sa[i]);
         if (prof >= 2) b_u16(b, 0x0201), b_u16(b, 0x0203);
         b_close(b, l, 2);
         break;
@@ -1130,14 +1181,23 @@ static void client_hello(struct bytes *rec, int prof, const char *sni)
     const uint16_t *cs;
     size_t ncs;
     switch (prof) {
-    case 0: cs = suites_chrome, ncs = sizeof(suites_chrome) / 2; break;
-    case 1: cs = suites_firefox, ncs = sizeof(suites_firefox) / 2; break;
-    case 2: cs = suites_schannel, ncs = sizeof(suites_schannel) / 2; break;
-    default: cs = suites_openssl, ncs = sizeof(suites_openssl) / 2; break;
+    case 0:
+        cs = suites_chrome, ncs = sizeof(suites_chrome) / 2;
+        break;
+    case 1:
+        cs = suites_firefox, ncs = sizeof(suites_firefox) / 2;
+        break;
+    case 2:
+        cs = suites_schannel, ncs = sizeof(suites_schannel) / 2;
+        break;
+    default:
+        cs = suites_openssl, ncs = sizeof(suites_openssl) / 2;
+        break;
     }
     size_t cl = b_open(&b, 2);
     if (prof == 0) b_u16(&b, g0);
-    for (size_t i = 0; i < ncs; i++) b_u16(&b, cs[i]);
+    for (size_t i = 0; i < ncs; i++)
+        b_u16(&b, cs[i]);
     b_close(&b, cl, 2);
     b_u8(&b, 1), b_u8(&b, 0); /* compression: null */
     size_t el = b_open(&b, 2);
@@ -1176,7 +1236,8 @@ static void client_hello(struct bytes *rec, int prof, const char *sni)
     }
     }
     if (prof == 0) b_u16(&b, g3), b_u16(&b, 0); /* leading GREASE extension */
-    for (size_t i = 0; i < n; i++) ch_ext(&b, ext[i], prof, sni, g1, g2);
+    for (size_t i = 0; i < n; i++)
+        ch_ext(&b, ext[i], prof, sni, g1, g2);
     if (prof == 0) b_u16(&b, g0), b_u16(&b, 1), b_u8(&b, 0); /* trailing GREASE */
     if (prof == 0 || prof == 3) {
         /* BoringSSL/OpenSSL padding (RFC 7685): hellos of 256-511 bytes grow to 512. */
@@ -1201,8 +1262,10 @@ static void client_hello(struct bytes *rec, int prof, const char *sni)
 static void tls_record(struct bytes *b, uint8_t type, const uint8_t *p, size_t n)
 {
     b_u8(b, type), b_u16(b, 0x0303), b_u16(b, (uint16_t)n);
-    if (p) b_put(b, p, n);
-    else b_rand(b, n);
+    if (p)
+        b_put(b, p, n);
+    else
+        b_rand(b, n);
 }
 
 /* The server's first flight. */
@@ -1271,7 +1334,12 @@ static void build_tls(struct sess *s, uint32_t client)
 {
     char sni[128];
     pick_host_name(sni, sizeof(sni));
-    int prof = client_windows(client) ? (chance(0.35) ? 2 : chance(0.8) ? 0 : 1) : (chance(0.5) ? 0 : chance(0.5) ? 1 : 3);
+    int prof = client_windows(client) ? (chance(0.35)  ? 2
+                                         : chance(0.8) ? 0
+                                                       : 1)
+                                      : (chance(0.5)   ? 0
+                                         : chance(0.5) ? 1
+                                                       : 3);
     bool tls13 = prof != 2 && chance(0.7);
     struct bytes b = {0};
     client_hello(&b, prof, sni);
@@ -1305,8 +1373,9 @@ static void build_tls(struct sess *s, uint32_t client)
     bool download = chance(0.005);
     for (unsigned i = 0; i < nx; i++) {
         bool upload = chance(0.002);
-        msg_body(s, 0, NULL, upload ? rnd_lognormal(100000, 1.2, 2000, 20u << 20) : rnd_lognormal(400, 0.8, 60, 8000),
-                 0, 23);
+        msg_body(s, 0, NULL,
+                 upload ? rnd_lognormal(100000, 1.2, 2000, 20u << 20) : rnd_lognormal(400, 0.8, 60, 8000), 0,
+                 23);
         uint32_t resp = download && i == 0 ? rnd_lognormal(1000000, 1.2, 100000, 50u << 20)
                                            : rnd_lognormal(2500, 1.6, 100, 2u << 20);
         msg_body(s, 1, NULL, resp, 0, 23);
@@ -1318,8 +1387,10 @@ static void build_tls(struct sess *s, uint32_t client)
 static void build_http(struct sess *s, uint32_t client, bool intranet)
 {
     char host[128];
-    if (intranet) snprintf(host, sizeof(host), "intranet%u.ministry.lan", rnd_below(10));
-    else pick_host_name(host, sizeof(host));
+    if (intranet)
+        snprintf(host, sizeof(host), "intranet%u.ministry.lan", rnd_below(10));
+    else
+        pick_host_name(host, sizeof(host));
     static const char *const ua[4] = {
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 "
         "Safari/537.36",
@@ -1331,11 +1402,14 @@ static void build_http(struct sess *s, uint32_t client, bool intranet)
         struct bytes q = {0};
         bool post = chance(0.15);
         uint32_t plen = post ? rnd_lognormal(800, 1.2, 20, 60000) : 0;
-        b_printf(&q, "%s /%s%u/%s%u%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: */*\r\n"
-                     "Accept-Encoding: gzip, deflate\r\nAccept-Language: fr-FR,fr;q=0.9,en;q=0.8\r\n",
-                 post ? "POST" : "GET", syll[rnd_below(64)], rnd_below(100), syll[rnd_below(64)], rnd_below(10000),
-                 post ? ".php" : ext[rnd_below(6)], host, ua[client_windows(client) ? rnd_below(4) : rnd_below(2)]);
-        if (post) b_printf(&q, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %u\r\n", plen);
+        b_printf(&q,
+                 "%s /%s%u/%s%u%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: */*\r\n"
+                 "Accept-Encoding: gzip, deflate\r\nAccept-Language: fr-FR,fr;q=0.9,en;q=0.8\r\n",
+                 post ? "POST" : "GET", syll[rnd_below(64)], rnd_below(100), syll[rnd_below(64)],
+                 rnd_below(10000), post ? ".php" : ext[rnd_below(6)], host,
+                 ua[client_windows(client) ? rnd_below(4) : rnd_below(2)]);
+        if (post)
+            b_printf(&q, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %u\r\n", plen);
         b_str(&q, "Connection: keep-alive\r\n\r\n");
         msg_body(s, 0, &q, plen, 1, 0);
         struct bytes r = {0};
@@ -1349,8 +1423,9 @@ static void build_http(struct sess *s, uint32_t client, bool intranet)
         bool text;
         uint32_t blen = st < 16 ? 150 + rnd_below(200) : http_body_len(&text);
         if (st < 16) text = true;
-        b_printf(&r, "HTTP/1.1 %s\r\nServer: %s\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\nContent-Type: %s\r\n"
-                     "Content-Length: %u\r\nCache-Control: max-age=3600\r\nConnection: keep-alive\r\n\r\n",
+        b_printf(&r,
+                 "HTTP/1.1 %s\r\nServer: %s\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\nContent-Type: %s\r\n"
+                 "Content-Length: %u\r\nCache-Control: max-age=3600\r\nConnection: keep-alive\r\n\r\n",
                  st < 16 ? "404 Not Found" : "200 OK", chance(0.5) ? "nginx" : "Microsoft-IIS/10.0",
                  text ? "text/html; charset=utf-8" : "application/octet-stream", blen);
         msg_body(s, 1, &r, blen, text ? 1 : 0, 0);
@@ -1462,7 +1537,8 @@ static void build_icmp(struct sess *s)
                 b_str(&b, "abcdefghijklmnopqrstuvwabcdefghi");
             } else {
                 b_rand(&b, 16);
-                for (int k = 0; k < 40; k++) b_u8(&b, (uint8_t)(0x10 + k));
+                for (int k = 0; k < 40; k++)
+                    b_u8(&b, (uint8_t)(0x10 + k));
             }
             msg_fixed(s, dir, &b);
         }
@@ -1473,8 +1549,10 @@ static void build_ntp(struct sess *s)
 {
     for (int dir = 0; dir < 2; dir++) {
         struct bytes b = {0};
-        b_u8(&b, dir ? 0x24 : 0xe3); /* LI/VN 4/mode 4, or LI 3 VN 4 mode 3 */
-        b_u8(&b, dir ? 2 : 0), b_u8(&b, 6), b_u8(&b, (uint8_t)(dir ? 0xe9 : 0xe9));
+        /* RFC 5905 7.3: LI 0, VN 4, mode 4 (server) / LI 3 (unsynchronised), VN 4,
+         * mode 3 (client); stratum 2 / 0; poll 2^6; precision 2^-23. */
+        b_u8(&b, dir ? 0x24 : 0xe3);
+        b_u8(&b, dir ? 2 : 0), b_u8(&b, 6), b_u8(&b, 0xe9);
         b_rand(&b, 44);
         msg_fixed(s, dir, &b);
     }
@@ -1487,8 +1565,10 @@ static void set_client(struct sess *s, uint32_t c)
     struct endpoint *e = &s->ep[0];
     uint8_t mac[6] = {0x02, 0x1a, 0xc1, (uint8_t)(c >> 16), (uint8_t)(c >> 8), (uint8_t)c};
     memcpy(e->mac, mac, 6);
-    if (s->family == 6) client_ip6(c, e->ip);
-    else client_ip4(c, e->ip);
+    if (s->family == 6)
+        client_ip6(c, e->ip);
+    else
+        client_ip4(c, e->ip);
     e->ttl = client_windows(c) ? 128 : 64;
     e->port = (uint16_t)(49152 + rnd_below(16384));
     s->vlan = client_vlan(c);
@@ -1499,8 +1579,10 @@ static void set_server(struct sess *s, const uint8_t *ip4, const uint8_t *ip6, u
 {
     struct endpoint *e = &s->ep[1];
     memcpy(e->mac, W.gw_mac, 6);
-    if (s->family == 6) memcpy(e->ip, ip6, 16);
-    else memcpy(e->ip, ip4, 4);
+    if (s->family == 6)
+        memcpy(e->ip, ip6, 16);
+    else
+        memcpy(e->ip, ip4, 4);
     e->port = port;
     e->ttl = ttl;
 }
@@ -1530,15 +1612,20 @@ static void sess_new(struct sess *s)
     sess_free(s);
     memset(s, 0, offsetof(struct sess, m));
     uint32_t total = 0, r;
-    for (int k = 0; k < K_COUNT; k++) total += kind_weight[k];
+    for (int k = 0; k < K_COUNT; k++)
+        total += kind_weight[k];
     r = rnd_below(total);
     int kind = 0;
-    while (r >= kind_weight[kind]) r -= kind_weight[kind++];
+    while (r >= kind_weight[kind])
+        r -= kind_weight[kind++];
     s->kind = (uint8_t)kind;
     uint32_t c = rnd_below(W.nclients);
     bool v6ok = client_has_v6(c);
-    s->family = (uint8_t)(v6ok && kind != K_ARP && chance(kind == K_SMB || kind == K_LDAP ? 0.2 : 0.5) ? 6 : 4);
-    s->proto = (kind == K_DNS || kind == K_QUIC || kind == K_NTP) ? 17 : (kind == K_ICMP) ? (s->family == 6 ? 58 : 1) : 6;
+    s->family =
+        (uint8_t)(v6ok && kind != K_ARP && chance(kind == K_SMB || kind == K_LDAP ? 0.2 : 0.5) ? 6 : 4);
+    s->proto = (kind == K_DNS || kind == K_QUIC || kind == K_NTP) ? 17
+               : (kind == K_ICMP)                                 ? (s->family == 6 ? 58 : 1)
+                                                                  : 6;
     set_client(s, c);
     s->flow_label[0] = rnd64() & 0xfffff;
     s->flow_label[1] = rnd64() & 0xfffff;
@@ -1559,19 +1646,25 @@ static void sess_new(struct sess *s)
     case K_DNS:
     case K_DNS_TCP:
         internal_server(s, 0, chance(0.6) ? 53 : 54, 53);
-        if (chance(0.15)) snprintf(name, sizeof(name), "%s%u.ministry.lan", syll[rnd_below(64)], rnd_below(200));
-        else pick_host_name(name, sizeof(name));
+        if (chance(0.15))
+            snprintf(name, sizeof(name), "%s%u.ministry.lan", syll[rnd_below(64)], rnd_below(200));
+        else
+            pick_host_name(name, sizeof(name));
         dns_exchange(s, name, kind == K_DNS_TCP);
         break;
     case K_TLS:
-        if (chance(0.1)) internal_server(s, 1, (uint8_t)(10 + rnd_below(10)), 443);
-        else internet_server(s, 443);
+        if (chance(0.1))
+            internal_server(s, 1, (uint8_t)(10 + rnd_below(10)), 443);
+        else
+            internet_server(s, 443);
         build_tls(s, c);
         break;
     case K_HTTP: {
         bool intranet = chance(0.3);
-        if (intranet) internal_server(s, 1, (uint8_t)(10 + rnd_below(10)), 80);
-        else internet_server(s, 80);
+        if (intranet)
+            internal_server(s, 1, (uint8_t)(10 + rnd_below(10)), 80);
+        else
+            internet_server(s, 80);
         build_http(s, c, intranet);
         break;
     }
@@ -1588,8 +1681,10 @@ static void sess_new(struct sess *s)
         build_ldap(s);
         break;
     case K_ICMP:
-        if (chance(0.5)) internal_server(s, (uint8_t)rnd_below(3), (uint8_t)(1 + rnd_below(250)), 0);
-        else internet_server(s, 0);
+        if (chance(0.5))
+            internal_server(s, (uint8_t)rnd_below(3), (uint8_t)(1 + rnd_below(250)), 0);
+        else
+            internet_server(s, 0);
         build_icmp(s);
         break;
     case K_NTP:
@@ -1599,8 +1694,10 @@ static void sess_new(struct sess *s)
         break;
     case K_TCP_FAIL: {
         static const uint16_t ports[6] = {443, 443, 80, 8080, 5228, 3389};
-        if (chance(0.3)) internal_server(s, (uint8_t)rnd_below(3), (uint8_t)(1 + rnd_below(250)), ports[rnd_below(6)]);
-        else internet_server(s, ports[rnd_below(6)]);
+        if (chance(0.3))
+            internal_server(s, (uint8_t)rnd_below(3), (uint8_t)(1 + rnd_below(250)), ports[rnd_below(6)]);
+        else
+            internet_server(s, ports[rnd_below(6)]);
         s->rst = chance(0.5);
         break;
     }
@@ -1612,7 +1709,6 @@ static void sess_new(struct sess *s)
         break;
     }
     }
-    O.st.flows[kind]++;
 }
 
 /* ARP who-has for a neighbour (RFC 826), broadcast. */
@@ -1701,8 +1797,10 @@ static void step_tcp(struct sess *s)
     s->cur++;
     s->off = 0;
     bool answers_now = s->cur < s->nmsg && s->m[s->cur].dir != dir && m->len < 2000;
-    if (!answers_now) ack_from(s, !dir);
-    else s->unacked[dir] = 0;
+    if (!answers_now)
+        ack_from(s, !dir);
+    else
+        s->unacked[dir] = 0;
 }
 
 static void step_udp(struct sess *s)
@@ -1757,10 +1855,18 @@ static void step_fail(struct sess *s)
 
 static void step(struct sess *s)
 {
-    if (s->kind == K_TCP_FAIL) step_fail(s);
-    else if (s->kind == K_ARP) emit_arp(s);
-    else if (s->proto == 6) step_tcp(s);
-    else step_udp(s);
+    if (!s->counted) {
+        s->counted = true;
+        O.st.flows[s->kind]++;
+    }
+    if (s->kind == K_TCP_FAIL)
+        step_fail(s);
+    else if (s->kind == K_ARP)
+        emit_arp(s);
+    else if (s->proto == 6)
+        step_tcp(s);
+    else
+        step_udp(s);
 }
 
 /* ---- floods --------------------------------------------------------------------- */
@@ -1792,14 +1898,19 @@ struct recent_frag {
     uint16_t off8;
 };
 
-static void flood_frame_l3(uint8_t family, uint8_t *src, struct l3 *h, size_t *off, uint8_t proto, size_t l4len,
-                           uint8_t ttl)
+static void flood_frame_l3(uint8_t family, uint8_t *src, struct l3 *h, size_t *off, uint8_t proto,
+                           size_t l4len, uint8_t ttl)
 {
     static const uint8_t srcmac[6] = {0x00, 0x1b, 0x54, 0xaa, 0x00, 0x02};
     static const uint8_t dstmac[6] = {0x02, 0x1a, 0xc1, 0xff, 0x00, 0x0a};
     *off = put_eth(O.frame, dstmac, srcmac, 0, family == 6 ? 0x86dd : 0x0800);
-    *h = (struct l3){.family = family, .src = src, .dst = family == 6 ? victim6 : victim4, .ttl = ttl,
-                     .ipid = (uint16_t)rnd64(), .flow_label = 0, .df = false};
+    *h = (struct l3){.family = family,
+                     .src = src,
+                     .dst = family == 6 ? victim6 : victim4,
+                     .ttl = ttl,
+                     .ipid = (uint16_t)rnd64(),
+                     .flow_label = 0,
+                     .df = false};
     *off += put_ip(O.frame + *off, h, proto, l4len);
 }
 
@@ -1807,8 +1918,10 @@ static void flood_syn(void)
 {
     uint8_t src[16];
     uint8_t family = chance(0.1) ? 6 : 4;
-    if (family == 6) rand_ip6(src);
-    else rand_public_ip4(src);
+    if (family == 6)
+        rand_ip6(src);
+    else
+        rand_public_ip4(src);
     struct l3 h;
     size_t off;
     flood_frame_l3(family, src, &h, &off, 6, 24, (uint8_t)(32 + rnd_below(200)));
@@ -1834,8 +1947,10 @@ static void flood_frag(struct recent_frag *recent, size_t nrecent, uint64_t *k)
     struct recent_frag *r = &recent[*k % nrecent];
     if (*k < nrecent || !chance(0.25)) {
         r->family = chance(0.2) ? 6 : 4;
-        if (r->family == 6) rand_ip6(r->src);
-        else rand_public_ip4(r->src);
+        if (r->family == 6)
+            rand_ip6(r->src);
+        else
+            rand_public_ip4(r->src);
         r->id = (uint32_t)rnd64();
         r->off8 = (uint16_t)(chance(0.3) ? 0 : rnd_below(7000));
     } else {
@@ -1932,12 +2047,11 @@ static void flood_icmp(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: gen_traffic --out FILE [--bytes N | --packets N] [--seed S] [--rate-mbps R]\n"
-            "                   [--clients N] [--servers N] [--active N] [--cert-dir DIR] [-q]\n"
-            "       gen_traffic --flood syn|frag|mixed --out FILE [--packets N] [--seed S] [-q]\n"
-            "Writes a pcap of realistic LAN traffic (default 100 MB) or of a flood\n"
-            "(default 1,500,000 packets). Deterministic for a given seed.\n");
+    fprintf(f, "usage: gen_traffic --out FILE [--bytes N | --packets N] [--seed S] [--rate-mbps R]\n"
+               "                   [--clients N] [--servers N] [--active N] [--cert-dir DIR] [-q]\n"
+               "       gen_traffic --flood syn|frag|mixed --out FILE [--packets N] [--seed S] [-q]\n"
+               "Writes a pcap of realistic LAN traffic (default 100 MB) or of a flood\n"
+               "(default 1,500,000 packets). Deterministic for a given seed.\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -1947,9 +2061,12 @@ static bool parse_u64(const char *s, uint64_t *out)
     unsigned long long v = strtoull(s, &end, 0);
     if (errno || end == s) return false;
     /* Suffixes k, M, G (powers of 1000, as sizes on the command line usually are). */
-    if (*end == 'k' || *end == 'K') v *= 1000ull, end++;
-    else if (*end == 'M') v *= 1000000ull, end++;
-    else if (*end == 'G') v *= 1000000000ull, end++;
+    if (*end == 'k' || *end == 'K')
+        v *= 1000ull, end++;
+    else if (*end == 'M')
+        v *= 1000000ull, end++;
+    else if (*end == 'G')
+        v *= 1000000000ull, end++;
     if (*end) return false;
     *out = v;
     return true;
@@ -1960,31 +2077,62 @@ int main(int argc, char **argv)
     uint64_t bytes = 0, packets = 0, seed = 1, rate = 1000, nclients = 40000, nservers = 30000, active = 2048;
     const char *out = NULL, *flood = NULL, *cert_dir = KG_GEN_CERT_DIR;
     bool quiet = false;
-    static const struct option opts[] = {
-        {"out", required_argument, NULL, 'o'},     {"bytes", required_argument, NULL, 'b'},
-        {"packets", required_argument, NULL, 'n'}, {"seed", required_argument, NULL, 's'},
-        {"rate-mbps", required_argument, NULL, 'r'}, {"clients", required_argument, NULL, 'c'},
-        {"servers", required_argument, NULL, 'S'}, {"active", required_argument, NULL, 'a'},
-        {"cert-dir", required_argument, NULL, 'C'}, {"flood", required_argument, NULL, 'f'},
-        {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"bytes", required_argument, NULL, 'b'},
+                                         {"packets", required_argument, NULL, 'n'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"rate-mbps", required_argument, NULL, 'r'},
+                                         {"clients", required_argument, NULL, 'c'},
+                                         {"servers", required_argument, NULL, 'S'},
+                                         {"active", required_argument, NULL, 'a'},
+                                         {"cert-dir", required_argument, NULL, 'C'},
+                                         {"flood", required_argument, NULL, 'f'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "o:b:n:s:qh", opts, NULL)) != -1) {
         uint64_t *dst = NULL;
         switch (c) {
-        case 'o': out = optarg; break;
-        case 'f': flood = optarg; break;
-        case 'C': cert_dir = optarg; break;
-        case 'q': quiet = true; break;
-        case 'h': usage(stdout); return 0;
-        case 'b': dst = &bytes; break;
-        case 'n': dst = &packets; break;
-        case 's': dst = &seed; break;
-        case 'r': dst = &rate; break;
-        case 'c': dst = &nclients; break;
-        case 'S': dst = &nservers; break;
-        case 'a': dst = &active; break;
-        default: usage(stderr); return 2;
+        case 'o':
+            out = optarg;
+            break;
+        case 'f':
+            flood = optarg;
+            break;
+        case 'C':
+            cert_dir = optarg;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'b':
+            dst = &bytes;
+            break;
+        case 'n':
+            dst = &packets;
+            break;
+        case 's':
+            dst = &seed;
+            break;
+        case 'r':
+            dst = &rate;
+            break;
+        case 'c':
+            dst = &nclients;
+            break;
+        case 'S':
+            dst = &nservers;
+            break;
+        case 'a':
+            dst = &active;
+            break;
+        default:
+            usage(stderr);
+            return 2;
         }
         if (dst && !parse_u64(optarg, dst)) {
             fprintf(stderr, "gen_traffic: not a number: %s\n", optarg);
@@ -2001,17 +2149,21 @@ int main(int argc, char **argv)
     }
     if (!rate || !nclients || nclients > 254u * 256u * 16u || !nservers || nservers > 131070 || !active ||
         active > 1000000) {
-        fprintf(stderr, "gen_traffic: --rate-mbps, --clients (<= 1040384), --servers (<= 131070) and --active "
-                        "(<= 1000000) must be positive\n");
+        fprintf(stderr,
+                "gen_traffic: --rate-mbps, --clients (<= 1040384), --servers (<= 131070) and --active "
+                "(<= 1000000) must be positive\n");
         return 2;
     }
     if (!bytes && !packets) {
-        if (flood) packets = 1500000;
-        else bytes = 100000000;
+        if (flood)
+            packets = 1500000;
+        else
+            bytes = 100000000;
     }
 
     uint64_t sx = seed;
-    for (int i = 0; i < 4; i++) rs[i] = splitmix64(&sx);
+    for (int i = 0; i < 4; i++)
+        rs[i] = splitmix64(&sx);
     O.f = strcmp(out, "-") ? fopen(out, "wb") : stdout;
     if (!O.f) {
         fprintf(stderr, "gen_traffic: %s: %s\n", out, strerror(errno));
@@ -2039,24 +2191,31 @@ int main(int argc, char **argv)
                 flood_frag(recent, 4096, &k);
             } else {
                 uint32_t r = rnd_below(100);
-                if (r < 40) flood_syn();
-                else if (r < 70) flood_frag(recent, 4096, &k);
-                else if (r < 85) flood_udp();
-                else if (r < 95) flood_tls();
-                else flood_icmp();
+                if (r < 40)
+                    flood_syn();
+                else if (r < 70)
+                    flood_frag(recent, 4096, &k);
+                else if (r < 85)
+                    flood_udp();
+                else if (r < 95)
+                    flood_tls();
+                else
+                    flood_icmp();
             }
         }
     } else {
         world_init((uint32_t)nclients, (uint32_t)nservers, cert_dir, quiet);
         struct sess *ss = calloc(active, sizeof(*ss));
         if (!ss) abort();
-        for (uint64_t i = 0; i < active; i++) sess_new(&ss[i]);
+        for (uint64_t i = 0; i < active; i++)
+            sess_new(&ss[i]);
         while ((!bytes || O.st.file_bytes < bytes) && (!packets || O.st.packets < packets)) {
             struct sess *s = &ss[rnd_below((uint32_t)active)];
             step(s);
             if (s->phase == P_DONE) sess_new(s);
         }
-        for (uint64_t i = 0; i < active; i++) sess_free(&ss[i]);
+        for (uint64_t i = 0; i < active; i++)
+            sess_free(&ss[i]);
         free(ss);
     }
     if (fflush(O.f) != 0 || ferror(O.f) || (O.f != stdout && fclose(O.f) != 0)) {
@@ -2067,24 +2226,32 @@ int main(int argc, char **argv)
     if (!quiet) {
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         const struct stats *st = &O.st;
-        fprintf(stderr, "gen_traffic: %s: %" PRIu64 " packets, %" PRIu64 " frame bytes, %" PRIu64
-                        " file bytes, %.3f s of traffic (%.0f Mbit/s), generated in %.2f s\n",
+        fprintf(stderr,
+                "gen_traffic: %s: %" PRIu64 " packets, %" PRIu64 " frame bytes, %" PRIu64
+                " file bytes, %.3f s of traffic (%.0f Mbit/s), generated in %.2f s\n",
                 out, st->packets, st->bytes, st->file_bytes, (double)O.now_ns / 1e9,
                 O.now_ns ? (double)st->bytes * 8e3 / (double)O.now_ns : 0.0, secs);
-        static const char *const hn[7] = {"<=64", "65-127", "128-255", "256-511", "512-1023", "1024-1499", ">=1500"};
+        static const char *const hn[7] = {"<=64",     "65-127",    "128-255", "256-511",
+                                          "512-1023", "1024-1499", ">=1500"};
         fprintf(stderr, "  frame sizes:");
         for (int i = 0; i < 7; i++)
-            fprintf(stderr, " %s %.1f%%", hn[i], st->packets ? 100.0 * (double)st->hist[i] / (double)st->packets : 0);
+            fprintf(stderr, " %s %.1f%%", hn[i],
+                    st->packets ? 100.0 * (double)st->hist[i] / (double)st->packets : 0);
         fprintf(stderr, "\n");
         if (!flood) {
             uint64_t nf = 0, cs = 0, sv = 0;
-            for (int k = 0; k < K_COUNT; k++) nf += st->flows[k];
-            for (uint32_t i = 0; i < W.nclients; i++) cs += W.client_seen[i];
-            for (uint32_t i = 0; i < W.nservers; i++) sv += W.server_seen[i];
-            fprintf(stderr, "  %" PRIu64 " flows started, %" PRIu64 " distinct clients, %" PRIu64
-                            " distinct Internet servers (+ internal servers in 10.0.0.0/22)\n",
+            for (int k = 0; k < K_COUNT; k++)
+                nf += st->flows[k];
+            for (uint32_t i = 0; i < W.nclients; i++)
+                cs += W.client_seen[i];
+            for (uint32_t i = 0; i < W.nservers; i++)
+                sv += W.server_seen[i];
+            fprintf(stderr,
+                    "  %" PRIu64 " flows, %" PRIu64 " distinct clients, %" PRIu64
+                    " distinct Internet servers (+ internal servers in 10.0.0.0/22)\n",
                     nf, cs, sv);
-            fprintf(stderr, "  %-8s %8s %7s %9s %7s %8s\n", "kind", "flows", "flows%", "packets", "pkts%", "bytes%");
+            fprintf(stderr, "  %-8s %8s %7s %9s %7s %8s\n", "kind", "flows", "flows%", "packets", "pkts%",
+                    "bytes%");
             for (int k = 0; k < K_COUNT; k++)
                 fprintf(stderr, "  %-8s %8" PRIu64 " %6.1f%% %9" PRIu64 " %6.1f%% %7.1f%%\n", kind_names[k],
                         st->flows[k], nf ? 100.0 * (double)st->flows[k] / (double)nf : 0, st->kpackets[k],

@@ -161,6 +161,9 @@ static void ndpi_release(struct kg_dissector *d, struct kg_flow *f)
     f->ndpi = NULL;
 }
 
+static void handshake_emit(struct kg_dissector *d, struct kg_flow *f, uint64_t ts, const struct kg_x509_info *cert,
+                           bool quic);
+
 /* Takes the SNI nDPI found when our own parsers found none (Google QUIC,
  * or a ClientHello our parser rejected). JA3 and the certificate come only
  * from our parsers, which follow the specifications. */
@@ -174,6 +177,8 @@ static void ndpi_harvest(struct kg_dissector *d, struct kg_flow *f, ndpi_protoco
     f->sni_done = true;
     kg_strlcpy(f->info.sni, nf->host_server_name, sizeof(f->info.sni));
     observe(d, KG_OBS_TLS_SNI, f, ts, f->info.sni, strlen(f->info.sni), to_server);
+    bool quic = proto.master_protocol == NDPI_PROTOCOL_QUIC || proto.app_protocol == NDPI_PROTOCOL_QUIC;
+    if (quic) handshake_emit(d, f, ts, NULL, true);
 }
 
 static void run_ndpi(struct kg_dissector *d, struct kg_flow *f, const struct kg_decoded *dec, uint64_t ts,
@@ -504,7 +509,10 @@ static void client_hello_seen(struct kg_dissector *d, struct kg_flow *f, const s
 static void handshake_emit(struct kg_dissector *d, struct kg_flow *f, uint64_t ts, const struct kg_x509_info *cert,
                            bool quic)
 {
-    if (f->hs_emitted || !f->ch_seen) return;
+    /* Without a ClientHello we read (SSLv2-format hello, capture started
+     * mid-handshake, Google QUIC) there is still something to report when a
+     * certificate or an SNI (from nDPI) was seen. */
+    if (f->hs_emitted || !(f->ch_seen || cert || f->sni_done)) return;
     f->hs_emitted = true;
     struct kg_handshake h = {.quic = quic, .cert = cert};
     struct kg_observation o = {.type = KG_OBS_HANDSHAKE, .flow = &f->info, .ts_us = ts, .handshake = &h,
@@ -531,12 +539,21 @@ static void cert_seen(struct kg_dissector *d, struct kg_flow *f, const uint8_t *
     handshake_emit(d, f, ts, kg_x509_summary(der, len, &x) == 0 ? &x : NULL, false);
 }
 
+static void ooo_drop(struct kg_dissector *d, struct kg_tls_stream *s)
+{
+    for (uint8_t i = 0; i < s->nooo; i++) free(s->ooo[i].data);
+    d->stream_bytes -= s->ooo_bytes;
+    s->nooo = 0;
+    s->ooo_bytes = 0;
+}
+
 static void tls_end(struct kg_dissector *d, struct kg_flow *f, int dir)
 {
     /* The server's handshake in clear is over (TLS 1.3 encrypts the rest). */
     if (dir == 1 && f->tls_state[1] == 1) handshake_emit(d, f, f->info.last_ts_us, NULL, false);
     struct kg_tls_stream *s = f->tls[dir];
     if (s) {
+        ooo_drop(d, s);
         d->stream_bytes -= s->cap;
         free(s->hs);
         free(s);
@@ -601,6 +618,45 @@ static bool tls_try(struct kg_dissector *d, struct kg_flow *f, struct kg_tls_str
     return true; /* a stream that does not start with a hello: not ours to follow */
 }
 
+/* Runs in-order stream bytes through the record layer. Returns false when
+ * the direction is finished (tls_end() was called). */
+static bool tls_consume(struct kg_dissector *d, struct kg_flow *f, struct kg_tls_stream *s, int dir,
+                        const uint8_t *p, size_t len, uint64_t ts, bool to_server)
+{
+    while (len) {
+        if (s->rec_left == 0) { /* RFC 8446 5.1: type(1) version(2) length(2) */
+            size_t take = KG_MIN(len, (size_t)(5 - s->hdr_len));
+            memcpy(s->hdr + s->hdr_len, p, take);
+            s->hdr_len += (uint8_t)take;
+            p += take, len -= take;
+            if (s->hdr_len < 5) return true;
+            s->hdr_len = 0;
+            s->rec_type = s->hdr[0];
+            s->rec_left = (uint32_t)s->hdr[3] << 8 | s->hdr[4];
+            /* Anything but a handshake record (ChangeCipherSpec, alert,
+             * application data) ends the part of the handshake in clear. */
+            if (s->rec_type != 22 || s->hdr[1] != 3 || s->rec_left == 0 || s->rec_left > 18432) {
+                if (s->rec_type == 22) d->st.tls_malformed++;
+                tls_end(d, f, dir);
+                return false;
+            }
+            continue;
+        }
+        size_t take = KG_MIN(len, (size_t)s->rec_left);
+        if (!tls_append(d, s, p, take)) {
+            tls_end(d, f, dir);
+            return false;
+        }
+        s->rec_left -= (uint32_t)take;
+        p += take, len -= take;
+        if (tls_try(d, f, s, ts, to_server)) {
+            tls_end(d, f, dir);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void tls_feed(struct kg_dissector *d, struct kg_flow *f, const struct kg_decoded *dec, uint64_t ts,
                      bool to_server)
 {
@@ -611,8 +667,12 @@ static void tls_feed(struct kg_dissector *d, struct kg_flow *f, const struct kg_
     uint32_t seq = dec->tcp_seq;
     struct kg_tls_stream *s = f->tls[dir];
     if (f->tls_state[dir] == 0) {
+        /* The direction's first data may arrive after a later segment (the SYN
+         * told where the data starts): then follow provisionally, holding the
+         * early segment, and judge when the first bytes come. */
+        bool early = f->tcp_syn_seen[dir] && (int32_t)(seq - f->tcp_data_seq[dir]) > 0;
         /* Follow a direction only if its first bytes are a TLS handshake record. */
-        if (len < 6 || p[0] != 22 || p[1] != 3 || (p[5] != 1 && p[5] != 2)) {
+        if (!early && (len < 6 || p[0] != 22 || p[1] != 3 || (p[5] != 1 && p[5] != 2))) {
             f->tls_state[dir] = 2;
             return;
         }
@@ -621,51 +681,70 @@ static void tls_feed(struct kg_dissector *d, struct kg_flow *f, const struct kg_
             f->tls_state[dir] = 2;
             return;
         }
-        s->next_seq = seq;
+        s->next_seq = early ? f->tcp_data_seq[dir] : seq;
+        s->verified = !early;
         f->tls[dir] = s;
         f->tls_state[dir] = 1;
+        if (!early) f->is_tls = true;
+    }
+    if (!s->verified && seq == s->next_seq) {
+        if (len < 6 || p[0] != 22 || p[1] != 3 || (p[5] != 1 && p[5] != 2)) {
+            tls_end(d, f, dir);
+            return;
+        }
+        s->verified = true;
         f->is_tls = true;
-    } else {
+    }
+    {
         int32_t delta = (int32_t)(seq - s->next_seq);
         if (delta < 0) { /* retransmission, maybe with new bytes at its end */
             if ((size_t)-delta >= len) return;
             p += -delta, len -= (size_t)-delta;
-        } else if (delta > 0) { /* a segment is missing: the handshake cannot be read */
+            seq = s->next_seq;
+        } else if (delta > 0) {
+            /* Ahead of a missing segment: hold a copy (bounded) until the gap
+             * fills; beyond the bounds the handshake cannot be read. */
+            if (s->nooo < KG_TLS_OOO_MAX && s->ooo_bytes + len <= KG_TLS_OOO_BYTES &&
+                d->stream_bytes + len <= d->stream_budget) {
+                uint8_t *copy = malloc(len);
+                if (copy) {
+                    memcpy(copy, p, len);
+                    s->ooo[s->nooo].seq = seq;
+                    s->ooo[s->nooo].len = (uint32_t)len;
+                    s->ooo[s->nooo].data = copy;
+                    s->nooo++;
+                    s->ooo_bytes += (uint32_t)len;
+                    d->stream_bytes += len;
+                    return;
+                }
+            }
             d->st.tcp_reassembly_gaps++;
             tls_end(d, f, dir);
             return;
         }
     }
-    s->next_seq += (uint32_t)len;
-    while (len) {
-        if (s->rec_left == 0) { /* RFC 8446 5.1: type(1) version(2) length(2) */
-            size_t take = KG_MIN(len, (size_t)(5 - s->hdr_len));
-            memcpy(s->hdr + s->hdr_len, p, take);
-            s->hdr_len += (uint8_t)take;
-            p += take, len -= take;
-            if (s->hdr_len < 5) return;
-            s->hdr_len = 0;
-            s->rec_type = s->hdr[0];
-            s->rec_left = (uint32_t)s->hdr[3] << 8 | s->hdr[4];
-            /* Anything but a handshake record (ChangeCipherSpec, alert,
-             * application data) ends the part of the handshake in clear. */
-            if (s->rec_type != 22 || s->hdr[1] != 3 || s->rec_left == 0 || s->rec_left > 18432) {
-                if (s->rec_type == 22) d->st.tls_malformed++;
-                tls_end(d, f, dir);
-                return;
+    s->next_seq = seq + (uint32_t)len;
+    if (!tls_consume(d, f, s, dir, p, len, ts, to_server)) return;
+    /* The gap may be filled now: take held segments that continue the stream. */
+    for (bool progress = true; progress && s->nooo;) {
+        progress = false;
+        for (uint8_t i = 0; i < s->nooo; i++) {
+            int32_t delta = (int32_t)(s->ooo[i].seq - s->next_seq);
+            if (delta > 0) continue;
+            uint8_t *data = s->ooo[i].data;
+            uint32_t dlen = s->ooo[i].len, skip = (uint32_t)-delta;
+            s->ooo_bytes -= dlen;
+            d->stream_bytes -= dlen;
+            s->ooo[i] = s->ooo[--s->nooo];
+            progress = true;
+            bool alive = true;
+            if (skip < dlen) {
+                s->next_seq += dlen - skip;
+                alive = tls_consume(d, f, s, dir, data + skip, dlen - skip, ts, to_server);
             }
-            continue;
-        }
-        size_t take = KG_MIN(len, (size_t)s->rec_left);
-        if (!tls_append(d, s, p, take)) {
-            tls_end(d, f, dir);
-            return;
-        }
-        s->rec_left -= (uint32_t)take;
-        p += take, len -= take;
-        if (tls_try(d, f, s, ts, to_server)) {
-            tls_end(d, f, dir);
-            return;
+            free(data);
+            if (!alive) return; /* tls_end freed the stream and what it held */
+            break;
         }
     }
 }
@@ -686,6 +765,9 @@ static void quic_feed(struct kg_dissector *d, struct kg_flow *f, const struct kg
     const uint8_t *p = dec->payload;
     size_t len = dec->payload_len;
     if ((p[0] & 0xc0) != 0xc0 || len < 7) return; /* not a long-header packet */
+    /* RFC 8999 5.1: the version follows the first byte of every long header
+     * (Google QUIC's "Q046" included), readable even when nothing decrypts. */
+    if (!f->info.quic_version) f->info.quic_version = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
     if (++f->quic_tries > 8) {
         quic_end(d, f);
         return;
@@ -945,6 +1027,11 @@ static void process_decoded(struct kg_dissector *d, struct kg_decoded *decp, con
     (void)swapped;
     struct kg_flow_info *fi = &f->info;
     fi->last_ts_us = ts;
+    if (dec.proto == 6 && (dec.tcp_flags & KG_TCP_SYN)) {
+        int sd = to_server ? 0 : 1;
+        f->tcp_data_seq[sd] = dec.tcp_seq + 1;
+        f->tcp_syn_seen[sd] = true;
+    }
     if (to_server) {
         fi->pkts_toserver++;
         fi->bytes_toserver += pkt->wirelen;

@@ -61,6 +61,8 @@ struct kg_http_pending;
  * and handshake bytes collected, in order, until the ClientHello (client)
  * or the first certificate (server) is complete. Freed when done. */
 #define KG_TLS_HS_MAX (64u * 1024u)
+#define KG_TLS_OOO_MAX 8              /* out-of-order segments held per direction */
+#define KG_TLS_OOO_BYTES (32u * 1024u) /* and their bytes at most */
 struct kg_tls_stream {
     uint32_t next_seq;
     uint32_t rec_left;  /* body bytes of the current record still to come */
@@ -69,6 +71,15 @@ struct kg_tls_stream {
     uint8_t hdr_len;
     uint32_t len, cap;  /* handshake bytes collected / allocated */
     uint8_t *hs;
+    /* Segments that arrived ahead of a missing one (reordering on the
+     * path or on the SPAN port): held, copied, until the gap fills. */
+    struct {
+        uint32_t seq, len;
+        uint8_t *data;
+    } ooo[KG_TLS_OOO_MAX];
+    uint8_t nooo;
+    uint32_t ooo_bytes;
+    bool verified; /* the stream's first bytes were seen and are a TLS handshake record */
 };
 
 /* Reassembly of one direction of a TCP stream for length-prefixed DNS
@@ -110,6 +121,8 @@ struct kg_flow {
     struct kg_tls_stream *tls[2];      /* [0] client, [1] server; NULL when idle or done */
     uint8_t tls_state[2];              /* 0 not seen, 1 collecting, 2 done */
     bool is_tls;                       /* a direction started with a TLS handshake record */
+    uint32_t tcp_data_seq[2];          /* first data sequence number per direction (SYN + 1) */
+    bool tcp_syn_seen[2];
     struct kg_quic_crypto *quic;       /* client Initial CRYPTO stream while collecting */
     uint8_t quic_tries;                /* client Initials seen */
     bool quic_done;

@@ -13,6 +13,7 @@
  * would not keep either.
  */
 #include "export/export.h"
+#include "export/export_int.h"
 
 #include <string.h>
 
@@ -257,7 +258,8 @@ static int ind_severity(const struct kg_indicator *ind)
     return ind->type == KG_IND_URL || ind->type == KG_IND_CERT_HASH ? 1 : 2;
 }
 
-static const char *proto_name(uint8_t proto, char *tmp4)
+/* IANA protocol keyword as Suricata writes it, or the number. */
+const char *kg_export_proto_name(uint8_t proto, char *tmp4)
 {
     switch (proto) {
     case 1:
@@ -283,7 +285,7 @@ static const char *proto_name(uint8_t proto, char *tmp4)
     return tmp4;
 }
 
-static bool proto_has_ports(uint8_t proto)
+bool kg_export_proto_has_ports(uint8_t proto)
 {
     return proto == 6 || proto == 17 || proto == 132;
 }
@@ -385,7 +387,7 @@ void kg_event_format_alert(struct kg_buf *out, const struct kg_alert *a)
         kg_buf_append_char(out, ']');
     }
 
-    const bool ports = proto_has_ports(k->proto);
+    const bool ports = kg_export_proto_has_ports(k->proto);
     append_addr(out, ",\"src_ip\":", sizeof(",\"src_ip\":") - 1, k->family, k->saddr);
     if (ports) {
         APPEND_LIT(out, ",\"src_port\":");
@@ -397,7 +399,7 @@ void kg_event_format_alert(struct kg_buf *out, const struct kg_alert *a)
         append_u64(out, k->dport);
     }
     APPEND_LIT(out, ",\"proto\":");
-    append_cstr(out, proto_name(k->proto, tmp));
+    append_cstr(out, kg_export_proto_name(k->proto, tmp));
     APPEND_LIT(out, ",\"app_proto\":");
     append_cstr(out, f->app_proto ? f->app_proto : "unknown");
     if (a->community_id) {

@@ -12,6 +12,7 @@
  * that do not apply left out rather than written as null.
  */
 #include "export/export.h"
+#include "export/export_int.h"
 
 #include <string.h>
 
@@ -81,38 +82,6 @@ static void append_json_piece(struct kg_buf *out, const char *s, size_t n)
     kg_json_append_string(out, s, n);
     memmove(out->data + at, out->data + at + 1, out->len - at - 2);
     out->len -= 2;
-}
-
-/* Same IP protocol names as alerts (event.c). */
-static const char *proto_name(uint8_t proto, char *tmp4)
-{
-    switch (proto) {
-    case 1:
-        return "ICMP";
-    case 6:
-        return "TCP";
-    case 17:
-        return "UDP";
-    case 47:
-        return "GRE";
-    case 58:
-        return "IPv6-ICMP";
-    case 132:
-        return "SCTP";
-    default:
-        break;
-    }
-    char *p = tmp4;
-    if (proto >= 100) *p++ = (char)('0' + proto / 100);
-    if (proto >= 10) *p++ = (char)('0' + proto / 10 % 10);
-    *p++ = (char)('0' + proto % 10);
-    *p = '\0';
-    return tmp4;
-}
-
-static bool proto_has_ports(uint8_t proto)
-{
-    return proto == 6 || proto == 17 || proto == 132;
 }
 
 static void append_addr(struct kg_buf *out, const char *key, uint8_t family, const uint8_t *addr)
@@ -187,7 +156,7 @@ static bool append_header(struct kg_buf *out, const struct kg_event_hdr *h, cons
         }
         kg_buf_append_char(out, ']');
     }
-    const bool ports = proto_has_ports(k->proto);
+    const bool ports = kg_export_proto_has_ports(k->proto);
     append_addr(out, "src_ip", k->family, k->saddr);
     if (ports) {
         APPEND_LIT(out, ",\"src_port\":");
@@ -199,7 +168,7 @@ static bool append_header(struct kg_buf *out, const struct kg_event_hdr *h, cons
         append_u64(out, k->dport);
     }
     APPEND_LIT(out, ",\"proto\":");
-    append_cstr(out, proto_name(k->proto, tmp));
+    append_cstr(out, kg_export_proto_name(k->proto, tmp));
     APPEND_LIT(out, ",\"app_proto\":");
     append_cstr(out, f->app_proto ? f->app_proto : "unknown");
     append_opt_cstr(out, "community_id", h->community_id);

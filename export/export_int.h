@@ -171,4 +171,10 @@ int kg_rconn_reply(struct kg_rconn *c, struct redisReply **reply, struct kg_err 
 int kg_rconn_command(struct kg_rconn *c, int argc, const char **argv, const size_t *argvlen, int timeout_ms,
                      struct redisReply **reply, struct kg_err *err);
 
+/* Shared by the alert (event.c) and metadata (event_meta.c) formatters. */
+/* "TCP", "UDP", "ICMP", "IPv6-ICMP", "SCTP", "GRE", or the number in tmp4 (4 bytes). */
+const char *kg_export_proto_name(uint8_t proto, char *tmp4);
+/* Whether events carry src_port/dest_port for the protocol. */
+bool kg_export_proto_has_ports(uint8_t proto);
+
 #endif /* KG_EXPORT_INT_H */

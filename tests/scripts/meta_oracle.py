@@ -68,9 +68,13 @@ Fair-comparison rules (each one counted and listed apart, never silent)
     an IPv6 Fragment header, and its hash omits the transport words (TCP/UDP
     /SCTP without ports; ICMP whose value is the address-pair-only hash; any
     other protocol). Reported with "flow present" (kagami has a flow on the
-    pair) or "no flow"; not counted.
+    pair) or "no flow"; not counted. This and the next rule read the frame
+    only for community_id rows kagami did not match; a matched row always
+    counts.
   Malformed-packet rows. A row whose first frame has an IPv4 header length
-    below 20 bytes or a truncated TCP/UDP header: kagami rejects the packet
+    below 20 bytes, a truncated TCP/UDP header, or an IP version other than
+    the one its link layer announces (an IPv4 EtherType carrying a version-6
+    header, which tshark decodes as IPv6): kagami rejects the packet
     (counted as bad l3 / truncated), tshark hashes what it can read. Listed,
     not counted.
   Decrypt-only rows. cert_sha1 rows with proto=quic: QUIC carries the
@@ -83,8 +87,9 @@ Fair-comparison rules (each one counted and listed apart, never silent)
     construction (kagami writes the bytes as sent), so, as in real_oracle.py,
     they are left out of the thresholds (108 dns_query rows of the iodine and
     fuzz captures); the rate including them is printed, and so is how many
-    match once tshark's escaping is undone (U+FFFD as 1-3 bytes >= 0x80,
-    \\ooo as the byte; kagami's DNS names write "\\" as "\\\\").
+    match once tshark's escaping is undone (a run of n U+FFFD as n to 3n
+    bytes >= 0x80, \\ooo as the byte; kagami's DNS names write "\\" as
+    "\\\\").
   encap rows. Rows with "encap=" in their note (VLAN, GRE, ERSPAN, VXLAN,
     GTP, MPLS, Teredo) are reported apart, for information, as in
     real_oracle.py.
@@ -203,7 +208,12 @@ def unescaped_pattern(value):
     while i < len(value):
         c = value[i]
         if c == "\ufffd":
-            out.append("[\u0080-\u00ff]{1,3}")
+            # One group per run, so that a failing match cannot backtrack
+            # through every split of the run (iodine names have dozens).
+            n = len(value[i:]) - len(value[i:].lstrip("\ufffd"))
+            out.append("[\u0080-\u00ff]{%d,%d}" % (n, 3 * n))
+            i += n
+            continue
         elif c == "\\":
             m = re.match(r"\\([0-7]{3})", value[i:])
             if m:
@@ -328,7 +338,8 @@ def read_frames(path):
 
 
 def link_payload(link, b):
-    """The network-layer bytes of a frame, or None."""
+    """(network-layer bytes, IP version the link layer announces or None),
+    or (None, None) for a frame that does not carry IP."""
     if link == 1:   # Ethernet, with any number of VLAN tags
         off, et = 12, None
         while off + 2 <= len(b):
@@ -341,19 +352,21 @@ def link_payload(link, b):
             off += 2
             while off + 4 <= len(b) and not (b[off + 2] & 1):
                 off += 4
-            return b[off + 4:]
-        return b[off + 2:] if et in (0x0800, 0x86DD) else None
-    if link in (101, 12, 14, 228, 229):
-        return b
-    if link == 113:
-        return b[16:]
-    if link == 276:
-        return b[20:]
-    if link in (0, 108):
-        return b[4:]
-    if link == 104:
-        return b[4:]
-    return None
+            return b[off + 4:], None
+        if et in (0x0800, 0x86DD):
+            return b[off + 2:], 4 if et == 0x0800 else 6
+        return None, None
+    if link in (101, 12, 14):
+        return b, None
+    if link in (228, 229):
+        return b, 4 if link == 228 else 6
+    if link in (113, 276):   # Linux SLL, SLL2: protocol type at 14 / 0
+        off, et = (16, b[14:16]) if link == 113 else (20, b[0:2])
+        v = {b"\x08\x00": 4, b"\x86\xdd": 6}.get(bytes(et))
+        return b[off:], v
+    if link in (0, 108, 104):   # BSD loopback, Cisco HDLC
+        return b[4:], None
+    return None, None
 
 
 def classify_ip(b, depth=0):
@@ -412,7 +425,10 @@ class FrameCache:
         if not 1 <= frame_no <= len(fr):
             return None, ""
         link, b = fr[frame_no - 1]
-        return classify_ip(link_payload(link, b))
+        ip, version = link_payload(link, b)
+        if ip and version and ip[0] >> 4 != version:
+            return "malformed", "IP version %d in a frame whose link layer says IPv%d" % (ip[0] >> 4, version)
+        return classify_ip(ip)
 
 
 # ---- Oracle rows ------------------------------------------------------------
@@ -842,8 +858,10 @@ def main():
     for row in rows:
         idx = indexes.get(row.pcap, empty)
         if row.kind == "community_id":
-            match_cid_row(row, idx, [r for r in by_pair[(row.pcap, pair_key(row.src_ip, row.dst_ip, row.proto))]
-                                     if not cid_is_portless(r) or r.proto not in ICMP_PROTOS])
+            # Earlier ICMP pairings of the pair, fragment hashes left out.
+            pair_rows = [r for r in by_pair[(row.pcap, pair_key(row.src_ip, row.dst_ip, row.proto))]
+                         if not (r.proto in ICMP_PROTOS and cid_is_portless(r))]
+            match_cid_row(row, idx, pair_rows)
         else:
             match_value_row(row, idx, by_flow[(row.pcap, row.kind, tuple_key(
                 row.src_ip, row.src_port, row.dst_ip, row.dst_port, row.proto))])
@@ -912,10 +930,14 @@ def main():
         if reason == "escaped":
             eu = sum(1 for r in xs if "(matches unescaped)" in r.flags)
             bykind = collections.Counter((r.pcap, r.kind) for r in xs)
-            print("(%d of them match kagami's value once tshark's escaping is undone; per capture: %s)"
+            print("(%d of them match kagami's value once tshark's escaping is undone, listed first "
+                  "without detail; per capture: %s)"
                   % (eu, ", ".join("%s %s %d" % (p, k, n) for (p, k), n in sorted(bykind.items()))))
+            for r in sorted(xs, key=lambda x: (x.pcap, x.first_frame)):
+                if "(matches unescaped)" in r.flags:
+                    print("NOTCOUNTED(escaped) %s %s %s  [%s] (matches unescaped)"
+                          % (r.pcap, r.kind, printable(r.value, 80), r.tuple_str()))
             xs = [r for r in xs if "(matches unescaped)" not in r.flags]
-            print("(listed: the %d that do not)" % len(xs))
         for r in sorted(xs, key=lambda x: (x.pcap, ALL_KINDS.index(x.kind), x.first_frame)):
             tag = "NOTCOUNTED(%s)" % reason
             if reason == "fragment-only":

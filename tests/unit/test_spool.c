@@ -105,10 +105,15 @@ static size_t make_record(char *buf, size_t size, int i, size_t pad)
     return (size_t)n;
 }
 
+/* The record's i, parsed within its n bytes (records are not NUL-terminated). */
 static int record_index(const char *p, size_t n)
 {
     if (n < 6 || strncmp(p, "{\"i\":", 5) != 0) return -1;
-    return atoi(p + 5);
+    int v = 0;
+    size_t k = 5;
+    if (k >= n || p[k] < '0' || p[k] > '9') return -1;
+    for (; k < n && p[k] >= '0' && p[k] <= '9'; k++) v = v * 10 + (p[k] - '0');
+    return v;
 }
 
 /* Reads every record, checks each against make_record(want[k]) and acks it.

@@ -8,6 +8,7 @@
 #include "tests/unit/kg_test.h"
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -622,6 +623,87 @@ static void test_server_hello(void)
     CHECK_EQ_STR(sh.ja3s, "cce84e7a8b742462e40afb585a3e3ccc");
 }
 
+/* A server's TLS 1.2 handshake (ServerHello + Certificate) split over three
+ * segments that arrive out of order, the first data segment last: the
+ * certificate SHA1 is still reported, exactly once. */
+struct cert_seen {
+    int certs;
+    char sha1[41];
+};
+
+static void cert_cb(void *user, const struct kg_observation *o)
+{
+    struct cert_seen *c = user;
+    if (o->type == KG_OBS_TLS_CERT_SHA1) {
+        c->certs++;
+        snprintf(c->sha1, sizeof(c->sha1), "%.*s", (int)o->value_len, o->value);
+    }
+}
+
+static void test_tls_out_of_order(void)
+{
+    /* The "certificate": 300 bytes that need not be valid DER for the SHA1. */
+    uint8_t der[300];
+    for (size_t i = 0; i < sizeof(der); i++) der[i] = (uint8_t)(i * 7 + 3);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(der, sizeof(der), md, &mdlen, EVP_sha1(), NULL);
+    char want[41];
+    for (int i = 0; i < 20; i++) snprintf(want + 2 * i, 3, "%02x", md[i]);
+
+    /* Handshake messages: ServerHello (minimal, no extensions), Certificate. */
+    struct pb hs = {.n = 0};
+    put8(&hs, 2); put8(&hs, 0); put16(&hs, 38);
+    put16(&hs, 0x0303);
+    for (int i = 0; i < 32; i++) put8(&hs, 0x11);
+    put8(&hs, 0);
+    put16(&hs, 0xc02f);
+    put8(&hs, 0);
+    put8(&hs, 11); put8(&hs, 0); put16(&hs, (uint16_t)(3 + 3 + sizeof(der)));
+    put8(&hs, 0); put16(&hs, (uint16_t)(3 + sizeof(der)));
+    put8(&hs, 0); put16(&hs, (uint16_t)sizeof(der));
+    put(&hs, der, sizeof(der));
+    /* One handshake record carrying both. */
+    struct pb rec = {.n = 0};
+    put8(&rec, 22); put16(&rec, 0x0303); put16(&rec, (uint16_t)hs.n);
+    put(&rec, hs.b, hs.n);
+
+    struct cert_seen c = {0};
+    struct kg_dissector_config cfg = {.max_flows = 64};
+    struct kg_err err;
+    struct kg_dissector *d = kg_dissector_new(&cfg, cert_cb, &c, &err);
+    if (!d) return;
+    uint32_t isn = 1000000;
+    struct pb syn = {.n = 0}, synack = {.n = 0};
+    eth(&syn, NULL, 0, 0x0800);
+    size_t a = ip4(&syn, "10.0.0.1", "10.0.0.2", 6, 0);
+    tcp(&syn, 40000, 443, 5, KG_TCP_SYN, NULL, 0);
+    fix4(&syn, a);
+    eth(&synack, NULL, 0, 0x0800);
+    a = ip4(&synack, "10.0.0.2", "10.0.0.1", 6, 0);
+    tcp(&synack, 443, 40000, isn, KG_TCP_SYN | KG_TCP_ACK, NULL, 0);
+    fix4(&synack, a);
+    struct kg_packet k1 = pkt_of(&syn, 1), k2 = pkt_of(&synack, 2);
+    kg_dissector_process(d, &k1);
+    kg_dissector_process(d, &k2);
+    size_t cut[4] = {0, 100, 250, rec.n};
+    int order[3] = {2, 1, 0}; /* last segment first, first segment last */
+    for (int j = 0; j < 3; j++) {
+        int i = order[j];
+        struct pb seg = {.n = 0};
+        eth(&seg, NULL, 0, 0x0800);
+        a = ip4(&seg, "10.0.0.2", "10.0.0.1", 6, 0);
+        tcp(&seg, 443, 40000, isn + 1 + (uint32_t)cut[i], KG_TCP_ACK, rec.b + cut[i], cut[i + 1] - cut[i]);
+        fix4(&seg, a);
+        struct kg_packet k = pkt_of(&seg, 3 + (uint64_t)j);
+        kg_dissector_process(d, &k);
+        if (j < 2) CHECK_EQ_INT(c.certs, 0);
+    }
+    CHECK_EQ_INT(c.certs, 1);
+    CHECK_EQ_STR(c.sha1, want);
+    kg_dissector_free(d);
+}
+
 int main(void)
 {
     KG_TEST_RUN(test_decode_basic);
@@ -635,5 +717,6 @@ int main(void)
     KG_TEST_RUN(test_span_duplicates);
     KG_TEST_RUN(test_tcp_close_and_reuse);
     KG_TEST_RUN(test_server_hello);
+    KG_TEST_RUN(test_tls_out_of_order);
     KG_TEST_MAIN_END();
 }

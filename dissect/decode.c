@@ -161,8 +161,9 @@ static uint32_t capwap_header(const uint8_t *p, uint32_t len, enum layer *inner)
 {
     if (len < 8 || (p[0] >> 4) != 0 || (p[0] & 0x0f) != 0) return 0; /* version 0, type 0 */
     uint32_t hl = (uint32_t)((p[1] >> 3) & 0x1f) * 4;
+    /* Byte 1: HLEN(5) RID(3 high bits); byte 2: RID(2 low) WBID(5) T(1). */
     bool t = (p[2] & 0x01) != 0;
-    uint8_t wbid = (uint8_t)(((p[1] & 0x07) << 2) | (p[2] >> 6));
+    uint8_t wbid = (uint8_t)((p[2] >> 1) & 0x1f);
     if (hl < 8 || hl >= len) return 0;
     if (p[3] & 0x80) return 0; /* fragment: not reassembled */
     if (!t) {

@@ -53,6 +53,7 @@ struct kg_dissector {
     } *dedup;
     uint64_t dedup_window_us;
     struct kg_defrag *defrag; /* IPv4/IPv6 reassembly (dissect/defrag.c) */
+    struct cert_cache_entry *cert_cache;
     /* The DNS message being parsed: names are copied into the arena, since
      * the parser's are valid only during its callbacks. */
     struct kg_dns_msg dns_msg;
@@ -266,6 +267,21 @@ static void dns_answer(void *user, const struct kg_dns_answer *a)
 {
     struct dns_ctx *c = user;
     struct kg_dns_msg *m = &c->d->dns_msg;
+    if (a->addr_family) {
+        /* Every answer address is reported for matching, also past the
+         * KG_DNS_MSG_MAX_ANSWERS kept for the dns event: padding a response
+         * with benign records must not hide a listed address. */
+        struct kg_observation o = {.type = KG_OBS_DNS_ANSWER,
+                                   .flow = &c->f->info,
+                                   .ts_us = c->ts,
+                                   .value = m->qname ? m->qname : "",
+                                   .value_len = m->qname_len,
+                                   .dns_answer_family = a->addr_family,
+                                   .dns_answer_ttl = a->ttl,
+                                   .to_server = c->to_server};
+        memcpy(o.dns_answer_addr, a->addr, sizeof(o.dns_answer_addr));
+        c->d->cb(c->d->user, &o);
+    }
     if (m->nanswers >= KG_DNS_MSG_MAX_ANSWERS) return;
     struct kg_dns_msg_answer *x = &m->answers[m->nanswers];
     memset(x, 0, sizeof(*x));
@@ -520,6 +536,31 @@ static void handshake_emit(struct kg_dissector *d, struct kg_flow *f, uint64_t t
     d->cb(d->user, &o);
 }
 
+/* Certificate summaries, cached by SHA1 (direct-mapped): decoding a
+ * certificate with OpenSSL costs ~100 us, and a busy network sees the same
+ * few server certificates over and over. Allocated on first use. */
+#define KG_CERT_CACHE 64
+struct cert_cache_entry {
+    uint8_t sha1[20];
+    bool valid, ok;
+    struct kg_x509_info info;
+};
+
+static const struct kg_x509_info *cert_summary(struct kg_dissector *d, const uint8_t *sha1, const uint8_t *der,
+                                               size_t len)
+{
+    if (!d->cert_cache && !(d->cert_cache = calloc(KG_CERT_CACHE, sizeof(*d->cert_cache)))) return NULL;
+    struct cert_cache_entry *e = &d->cert_cache[sha1[0] % KG_CERT_CACHE];
+    if (!e->valid || memcmp(e->sha1, sha1, 20) != 0) {
+        memcpy(e->sha1, sha1, 20);
+        e->ok = kg_x509_summary(der, len, &e->info) == 0;
+        e->valid = true;
+    } else {
+        d->st.tls_cert_cache_hits++;
+    }
+    return e->ok ? &e->info : NULL;
+}
+
 static void cert_seen(struct kg_dissector *d, struct kg_flow *f, const uint8_t *der, size_t len, uint64_t ts,
                       bool to_server)
 {
@@ -535,8 +576,7 @@ static void cert_seen(struct kg_dissector *d, struct kg_flow *f, const uint8_t *
     f->cert_done = true;
     d->st.tls_certs++;
     observe(d, KG_OBS_TLS_CERT_SHA1, f, ts, f->info.cert_sha1, 40, to_server);
-    struct kg_x509_info x;
-    handshake_emit(d, f, ts, kg_x509_summary(der, len, &x) == 0 ? &x : NULL, false);
+    handshake_emit(d, f, ts, d->cfg.cert_details ? cert_summary(d, md, der, len) : NULL, false);
 }
 
 static void ooo_drop(struct kg_dissector *d, struct kg_tls_stream *s)
@@ -1205,6 +1245,7 @@ void kg_dissector_free(struct kg_dissector *d)
     for (uint32_t i = 0; i < d->ndpi_nfree; i++) ndpi_flow_free(d->ndpi_free[i]);
     free(d->ndpi_free);
     free(d->dedup);
+    free(d->cert_cache);
     kg_defrag_free(d->defrag);
     for (uint32_t i = 0; i < d->nproto_names; i++) free(d->proto_names[i]);
     free(d->proto_names);
@@ -1229,10 +1270,10 @@ uint32_t kg_dissect_packet_hash(const struct kg_packet *pkt)
     memcpy(w, dec.dst, alen == 16 ? 16 : 4);
     if (alen == 4) w[1] = 0, w[0] &= 0xffffffffull;
     b = mix64(w[0] ^ mix64(w[1]));
-    if (dec.proto == 6 && dec.has_l4 && !dec.is_fragment) {
-        a = mix64(a ^ dec.sport);
-        b = mix64(b ^ dec.dport);
-    }
+    /* Ports are left out on purpose, for TCP too: a fragment carries no ports
+     * (only the first one has the transport header), and every fragment must
+     * reach the worker that holds its flow. The price: all flows between two
+     * hosts share a worker. */
     uint64_t h = mix64((a + b) ^ dec.proto);
     uint32_t r = (uint32_t)(h ^ (h >> 32));
     return r ? r : 1;

@@ -132,6 +132,7 @@ enum kg_obs_type {
     KG_OBS_TLS_CERT_SHA1, /* value: server certificate SHA1, 40 hex digits */
     KG_OBS_HTTP_REQUEST,  /* value: Host header (may be empty); http_uri set */
     KG_OBS_DNS_MESSAGE,   /* dns: a whole DNS message (questions and answers) */
+    KG_OBS_DNS_ANSWER,    /* value: the first question name; dns_answer_*: one A/AAAA answer */
     KG_OBS_HTTP_TXN,      /* http: a request with its response (or none) */
     KG_OBS_HANDSHAKE,     /* handshake: TLS/QUIC handshake seen as far as it is in clear */
     KG_OBS_FLOW_END,      /* the flow timed out, closed or was flushed; flow->end_reason says which */
@@ -152,6 +153,9 @@ struct kg_observation {
     size_t http_user_agent_len;
     uint16_t dns_qtype; /* KG_OBS_DNS_QUERY only */
     const struct kg_dns_msg *dns;         /* KG_OBS_DNS_MESSAGE */
+    uint8_t dns_answer_family;            /* KG_OBS_DNS_ANSWER: 4 or 6 */
+    uint8_t dns_answer_addr[16];
+    uint32_t dns_answer_ttl;
     const struct kg_http_txn *http;       /* KG_OBS_HTTP_TXN */
     const struct kg_handshake *handshake; /* KG_OBS_HANDSHAKE */
     bool to_server;     /* direction of the carrying packet */
@@ -170,6 +174,7 @@ struct kg_dissector_config {
     uint32_t dedup_window_ms;  /* drop a frame seen again within this window (SPAN duplicates); 0 = off */
     uint64_t defrag_max_bytes; /* memory for IP fragments; 0 = default 64 MiB */
     uint32_t defrag_timeout_s; /* 0 = default 30 */
+    bool cert_details;         /* decode server certificates (subject, issuer, validity) for tls events */
 };
 
 struct kg_dissect_stats {
@@ -190,7 +195,7 @@ struct kg_dissect_stats {
     uint64_t dns_messages, dns_malformed, dns_questions_capped;
     uint64_t http_requests;
     uint64_t tcp_reassembly_gaps;
-    uint64_t tls_client_hellos, tls_malformed, tls_certs;
+    uint64_t tls_client_hellos, tls_malformed, tls_certs, tls_cert_cache_hits;
     uint64_t quic_initials, quic_decrypt_failed;
     uint64_t stream_budget_exhausted; /* handshake buffers refused: per-worker byte budget used up */
 };
@@ -212,9 +217,12 @@ const struct kg_dissect_stats *kg_dissector_stats(const struct kg_dissector *d);
 void kg_dissector_free(struct kg_dissector *d);
 
 /* Symmetric hash of a packet's innermost flow (both directions give the
- * same value). Port-less packets (fragments, ICMP) hash by address pair and
- * protocol; UDP hashes by address pair too, so that fragments of a UDP
- * datagram meet the rest of their flow. Returns 0 for undecodable packets. */
+ * same value): address pair and protocol, without ports, so that the
+ * fragments of a datagram (only the first carries ports) meet the rest of
+ * their flow. Limit: a tunnel whose OUTER packets are fragmented hashes its
+ * non-first fragments by the outer addresses (the inner ones are not in
+ * them), so with several workers such a flow can be split. Returns 0 for
+ * undecodable packets. */
 uint32_t kg_dissect_packet_hash(const struct kg_packet *pkt);
 
 /* Formats an address of a flow key ("192.0.2.1", "2001:db8::1"); buf must

@@ -139,7 +139,8 @@ struct kg_flow_table {
     uint32_t max_flows;
     uint32_t *buckets;      /* index + 1 */
     uint32_t bucket_mask;
-    uint32_t free_head;     /* index + 1 */
+    uint32_t free_head;     /* recycled entries: index + 1 */
+    uint32_t never_used;    /* entries [never_used, max_flows) were never handed out */
     uint32_t active;
     uint32_t lru_head[KG_LRU_COUNT], lru_tail[KG_LRU_COUNT]; /* head = most recent */
     uint64_t seed;

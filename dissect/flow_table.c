@@ -55,9 +55,11 @@ int kg_flow_table_init(struct kg_flow_table *t, uint32_t max_flows, uint64_t see
     t->bucket_mask = nb - 1;
     t->max_flows = max_flows;
     t->seed = seed;
-    /* Free list in index order; entries are touched only when first used. */
-    for (uint32_t i = 0; i < max_flows; i++) t->flows[i].hnext = i + 2 <= max_flows ? i + 2 : 0;
-    t->free_head = max_flows ? 1 : 0;
+    /* Entries never used are handed out in index order from `never_used`;
+     * only recycled ones go through the free list. So a page of the array is
+     * first touched when a flow needs it: an idle sensor stays small. */
+    t->free_head = 0;
+    t->never_used = 0;
     return 0;
 }
 
@@ -102,10 +104,18 @@ static void lru_push_head(struct kg_flow_table *t, struct kg_flow *f)
 struct kg_flow *kg_flow_table_insert(struct kg_flow_table *t, const struct kg_ckey *k, uint32_t hash,
                                      enum kg_lru_class cls)
 {
-    if (!t->free_head) return NULL;
-    uint32_t idx = t->free_head;
-    struct kg_flow *f = &t->flows[idx - 1];
-    t->free_head = f->hnext;
+    uint32_t idx;
+    struct kg_flow *f;
+    if (t->free_head) {
+        idx = t->free_head;
+        f = &t->flows[idx - 1];
+        t->free_head = f->hnext;
+    } else if (t->never_used < t->max_flows) {
+        idx = ++t->never_used;
+        f = &t->flows[idx - 1];
+    } else {
+        return NULL;
+    }
     memset(f, 0, sizeof(*f));
     f->ckey = *k;
     f->hash = hash;

@@ -7,9 +7,11 @@ Run from anywhere with Debian's Python (it needs scapy):
 
     /usr/bin/python3 scripts/make_pcaps.py            # write everything
     /usr/bin/python3 scripts/make_pcaps.py --check    # verify the committed files are current
+    /usr/bin/python3 scripts/make_pcaps.py --known-failing --out /tmp/kf   # plus the known-failing cases
 
 It writes, relative to the repository root:
     pcaps/<case>.pcap, pcaps/demo.pcap
+    pcaps/encap_<name>.plain.pcap (the encapsulation cases' plain forms)
     tests/cases/<case>/{case.json, indicators.intel, expected.jsonl}
     tests/cases/<case>/expected_events.jsonl (cases that turn metadata events on)
     config/indicators/demo.intel
@@ -31,7 +33,10 @@ computed here from the fields the script chose, not parsed back.
 
 Scapy builds the IP/TCP/UDP/ICMP layers (and their checksums); Ethernet,
 VLAN tags, DNS, HTTP and TLS payloads are built by hand so that every byte
-is under control (odd label bytes, split messages, GREASE values...).
+is under control (odd label bytes, split messages, GREASE values...), and so
+are the encapsulations (MPLS, PPPoE, GRE, ERSPAN, VXLAN, GTP-U, Teredo,
+CAPWAP/802.11), IPv6 extension headers and IP fragments of the encap_*
+cases, whose expected alerts are those of the inner flows (see Encapsulations).
 """
 
 import argparse
@@ -48,14 +53,8 @@ import sys
 import logging
 
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
-from scapy.layers.inet import ICMP, IP, TCP, UDP  # noqa: E402
-from scapy.layers.inet6 import (  # noqa: E402
-    ICMPv6EchoReply,
-    ICMPv6EchoRequest,
-    IPv6,
-    IPv6ExtHdrHopByHop,
-    RouterAlert,
-)
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_Router_Alert  # noqa: E402
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6  # noqa: E402
 from scapy.packet import Raw  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +67,12 @@ ETH_IPV6 = 0x86DD
 ETH_ARP = 0x0806
 TPID_8021Q = 0x8100
 TPID_8021AD = 0x88A8
+TPID_QINQ_OLD = 0x9100  # pre-802.1ad vendor QinQ
+ETH_MPLS = 0x8847
+ETH_PPPOE_SESSION = 0x8864
+ETH_TEB = 0x6558        # GRE transparent Ethernet bridging: "an Ethernet frame"
+ETH_ERSPAN_II = 0x88BE  # GRE protocol of ERSPAN types I and II
+ETH_ERSPAN_III = 0x22EB
 
 # ---------------------------------------------------------------------------
 # pcap writer (classic libpcap format, microsecond timestamps, DLT_EN10MB)
@@ -88,6 +93,11 @@ class Pcap:
             gap_us = self.rng.randint(200, 3000)
         self.t += gap_us
         self.records.append((self.t, bytes(frame), len(frame) if orig_len is None else orig_len))
+
+    def add_at(self, ts, frame):
+        """A frame at an explicit time (the plain form of an encap case
+        shares its capture's timestamps)."""
+        self.records.append((ts, bytes(frame), len(frame)))
 
     def to_bytes(self):
         out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
@@ -273,12 +283,15 @@ def b_(s):
 
 
 class HttpReq:
-    def __init__(self, method, uri, host, headers=(), body=b"", version=b"HTTP/1.1"):
+    def __init__(self, method, uri, host, headers=(), body=b"", version=b"HTTP/1.1", host_last=False):
+        """host_last: the Host header after the others instead of first."""
         method, uri = b_(method), b_(uri)
         lines = [method + b" " + uri + b" " + version]
-        if host is not None:
+        if host is not None and not host_last:
             lines.append(b"Host: " + b_(host))
         lines += [b_(h) for h in headers]
+        if host is not None and host_last:
+            lines.append(b"Host: " + b_(host))
         if body:
             lines.append(b"Content-Length: " + str(len(body)).encode())
         self.wire = b"\r\n".join(lines) + b"\r\n\r\n" + b_(body)
@@ -569,11 +582,25 @@ class Flow:
     bytes per direction, TCP flags, first and last packet times, the DNS
     messages, HTTP transactions and TLS handshake it carried."""
 
-    def __init__(self, case, proto, cli, cport, srv, sport, vlans=(), cli_mac=None, srv_mac=None, reuse=False):
+    def __init__(self, case, proto, cli, cport, srv, sport, vlans=(), cli_mac=None, srv_mac=None, reuse=False,
+                 encap=None, v4_options=None, v6_ext=None):
         self.case = case
         self.proto = proto  # "TCP", "UDP", "ICMP", "IPv6-ICMP"
         self.cli, self.srv = cli, srv
         self.cport, self.sport = cport, sport
+        # encap: an Encap that wraps every datagram of the flow (its tags are
+        # the flow's VLANs, as the sensor reports them); v4_options: IPv4
+        # header options (scapy IPOption objects); v6_ext: a function of the
+        # packet's (source, destination) returning the IPv6 extension headers
+        # to put before the transport header, as (type, body) pairs (see
+        # splice_v6_ext). The plain form of the flow has none of them.
+        self.encap = encap
+        if encap is not None:
+            if vlans:
+                raise ValueError("%s: a flow with an encapsulation takes its VLANs from it" % case.name)
+            vlans = encap.reported_vlans()
+        self.v4_options = v4_options
+        self.v6_ext = v6_ext
         self.vlans = tuple(vlans)
         self.cmac = cli_mac or mac_for(cli)
         self.smac = srv_mac or mac_for(srv)
@@ -606,28 +633,67 @@ class Flow:
                 raise ValueError("%s: 5-tuple used twice: %r" % (case.name, key))
             prev.ended_by_reuse = True
         case.tuples[key] = self
+        if case.plain is not None:
+            # Without its wrapping, a flow is known by its 5-tuple alone: two
+            # flows that only their VLANs or tunnels told apart would merge.
+            pkey = (proto, frozenset([(cli, cport), (srv, sport)]))
+            other = case.plain_tuples.get(pkey)
+            if other is not None and other is not prev:
+                raise ValueError("%s: 5-tuple used twice in the plain form: %r" % (case.name, pkey))
+            case.plain_tuples[pkey] = self
         case.flows.append(self)
 
-    def _l3(self, to_server, l4, hop_by_hop=False):
+    def _ip(self, to_server, l4, fragmenting=False):
+        """The IP datagram carrying l4, and its plain form (without the
+        flow's IPv4 options or IPv6 extension headers): (datagram, plain
+        datagram, ethertype). A datagram about to be fragmented has no DF."""
         src, dst = (self.cli, self.srv) if to_server else (self.srv, self.cli)
         if family(src) == 4:
             self.ipid[to_server] = (self.ipid[to_server] + 1) & 0xFFFF
-            pkt = IP(src=src, dst=dst, id=self.ipid[to_server], flags="DF" if self.proto == "TCP" else 0,
-                     ttl=64 if to_server else 57) / l4
-            et = ETH_IPV4
-        else:
-            ip6 = IPv6(src=src, dst=dst, hlim=64 if to_server else 57)
-            if hop_by_hop:
-                ip6 = ip6 / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)])
-            pkt = ip6 / l4
-            et = ETH_IPV6
-        smac, dmac = (self.cmac, self.smac) if to_server else (self.smac, self.cmac)
-        return ether(smac, dmac, et, bytes(pkt), self.vlans)
+            kw = dict(src=src, dst=dst, id=self.ipid[to_server],
+                      flags="DF" if self.proto == "TCP" and not fragmenting else 0, ttl=64 if to_server else 57)
+            pkt = IP(**kw) / l4
+            if self.v4_options:
+                return bytes(IP(options=self.v4_options, **kw) / l4), bytes(pkt), ETH_IPV4
+            return bytes(pkt), bytes(pkt), ETH_IPV4
+        plain = bytes(IPv6(src=src, dst=dst, hlim=64 if to_server else 57) / l4)
+        if self.v6_ext is not None:
+            return splice_v6_ext(plain, self.v6_ext(src, dst)), plain, ETH_IPV6
+        return plain, plain, ETH_IPV6
 
-    def emit(self, frame, gap_us=None, to_server=True, tcp_flags=""):
+    def _l3(self, to_server, l4):
+        """The frame carrying l4 (flows without an encapsulation)."""
+        ip, _, et = self._ip(to_server, l4)
+        smac, dmac = (self.cmac, self.smac) if to_server else (self.smac, self.cmac)
+        return ether(smac, dmac, et, ip, self.vlans)
+
+    def _xmit(self, to_server, l4, gap_us=None, tcp_flags="", frag=None):
+        """Emits the frame(s) carrying l4: the datagram, cut into fragments
+        when `frag` (a Frag) says so, each wrapped in the flow's encapsulation
+        if it has one. The plain form (the whole datagram in a bare Ethernet
+        frame) goes with the frame that completes the datagram. Returns
+        whether the datagram completed (fragments may be dropped, see Frag)."""
+        ip, plain_ip, et = self._ip(to_server, l4, fragmenting=frag is not None)
+        smac, dmac = (self.cmac, self.smac) if to_server else (self.smac, self.cmac)
+        plain = ether(smac, dmac, et, plain_ip)
+        pieces = [(ip, True)] if frag is None else frag.cut(ip)
+        frames = []
+        for dgram, completes in pieces:
+            if self.encap is None:
+                frames.append((ether(smac, dmac, et, dgram, self.vlans), completes))
+            else:
+                frames += [(fr, completes and c) for fr, c in self.encap.wrap(self, to_server, dgram, et)]
+        for i, (fr, completes) in enumerate(frames):
+            self.emit(fr, gap_us if i == 0 else None, to_server, tcp_flags, plain=plain if completes else None)
+        return any(completes for _, completes in frames)
+
+    def emit(self, frame, gap_us=None, to_server=True, tcp_flags="", plain=None):
+        """plain: the frame's plain form, for a case that writes one (None:
+        the frame has no counterpart there, like a fragment that does not
+        complete its datagram)."""
         if not self.started and not to_server:
             raise ValueError("%s: the client must send a flow's first packet" % self.case.name)
-        self.case.pcap.add(frame, gap_us)
+        self.case.add(frame, gap_us, plain)
         ts = self.case.pcap.t
         if not self.started:
             self.started = True
@@ -685,18 +751,48 @@ class Flow:
             self.http_txns[-1][1] = status
 
 
+def splice_v6_ext(dgram, headers):
+    """Inserts IPv6 extension headers (RFC 8200 section 4) between the fixed
+    header and the transport header of `dgram`: headers are (type, body)
+    pairs, the body being what follows the Next Header and Hdr Ext Len
+    bytes. Hdr Ext Len counts 8-octet units after the first 8 (4-octet
+    units minus 2 for AH, RFC 4302); for a fragment header (44) that byte is
+    the reserved field, 0 for its fixed 8 bytes. The transport checksum is
+    unchanged: the final destination is the IPv6 destination (a routing
+    header here always has Segments Left 0)."""
+    chain = b""
+    for i, (t, body) in enumerate(headers):
+        nxt = headers[i + 1][0] if i + 1 < len(headers) else dgram[6]
+        total = 2 + len(body)
+        assert total % 8 == 0, (t, total)
+        hlen = total // 4 - 2 if t == 51 else total // 8 - 1
+        chain += u8(nxt) + u8(hlen) + body
+    plen = struct.unpack("!H", dgram[4:6])[0]
+    return dgram[:4] + u16(plen + len(chain)) + u8(headers[0][0]) + dgram[7:40] + chain + dgram[40:]
+
+
+OPT_PADN4 = b"\x01\x04\x00\x00\x00\x00"          # PadN, 4 bytes of padding
+OPT_ROUTER_ALERT = b"\x05\x02\x00\x00\x01\x00"   # Router Alert (RFC 2711) value 0, then an empty PadN
+
+
+def _router_alert_hbh(src, dst):
+    return [(0, OPT_ROUTER_ALERT)]
+
+
 class UdpFlow(Flow):
     def __init__(self, case, cli, cport, srv, sport, vlans=(), hop_by_hop=False, **kw):
+        if hop_by_hop:
+            kw["v6_ext"] = _router_alert_hbh
         super().__init__(case, "UDP", cli, cport, srv, sport, vlans, **kw)
-        self.hbh = hop_by_hop
 
-    def send(self, payload, to_server=True, gap_us=None):
+    def send(self, payload, to_server=True, gap_us=None, frag=None):
         sp, dp = (self.cport, self.sport) if to_server else (self.sport, self.cport)
-        self.emit(self._l3(to_server, UDP(sport=sp, dport=dp) / Raw(payload), self.hbh), gap_us, to_server)
+        return self._xmit(to_server, UDP(sport=sp, dport=dp) / Raw(payload), gap_us, frag=frag)
 
-    def dns(self, msg, to_server=True, gap_us=None):
-        self.send(msg.wire, to_server, gap_us)
-        self.note_dns(msg, to_server)
+    def dns(self, msg, to_server=True, gap_us=None, frag=None):
+        """A DNS message; the sensor reads it only if its datagram completes."""
+        if self.send(msg.wire, to_server, gap_us, frag):
+            self.note_dns(msg, to_server)
 
 
 class IcmpFlow(Flow):
@@ -705,15 +801,15 @@ class IcmpFlow(Flow):
         self.ident = ident
         self.icmp_type = 8 if family(cli) == 4 else 128  # echo request opens the flow
 
-    def ping(self, seq, payload=b"kagami-ping-0123456789abcdefghijklmnopqrstuvwxyz", gap_us=None):
+    def ping(self, seq, payload=b"kagami-ping-0123456789abcdefghijklmnopqrstuvwxyz", gap_us=None, frag=None):
         if family(self.cli) == 4:
             req = ICMP(type=8, code=0, id=self.ident, seq=seq) / Raw(payload)
             rep = ICMP(type=0, code=0, id=self.ident, seq=seq) / Raw(payload)
         else:
             req = ICMPv6EchoRequest(id=self.ident, seq=seq, data=payload)
             rep = ICMPv6EchoReply(id=self.ident, seq=seq, data=payload)
-        self.emit(self._l3(True, req), gap_us)
-        self.emit(self._l3(False, rep), to_server=False)
+        self._xmit(True, req, gap_us, frag=frag)
+        self._xmit(False, rep, frag=frag)
 
 
 class TcpFlow(Flow):
@@ -724,11 +820,11 @@ class TcpFlow(Flow):
         self.seq = {True: case.rng.getrandbits(32), False: case.rng.getrandbits(32)}
         self.ack = {True: 0, False: 0}
 
-    def _seg(self, to_server, flags, data=b"", gap_us=None, options=None):
+    def _seg(self, to_server, flags, data=b"", gap_us=None, options=None, frag=None):
         sp, dp = (self.cport, self.sport) if to_server else (self.sport, self.cport)
         tcp = TCP(sport=sp, dport=dp, seq=self.seq[to_server], ack=self.ack[to_server] if "A" in flags else 0,
                   flags=flags, window=64240 if to_server else 65160, options=options or [])
-        self.emit(self._l3(to_server, tcp / Raw(data) if data else tcp), gap_us, to_server, flags)
+        self._xmit(to_server, tcp / Raw(data) if data else tcp, gap_us, flags, frag)
         adv = len(data) + (1 if ("S" in flags or "F" in flags) else 0)
         self.seq[to_server] = (self.seq[to_server] + adv) & 0xFFFFFFFF
         self.ack[not to_server] = self.seq[to_server]
@@ -740,9 +836,10 @@ class TcpFlow(Flow):
         self._seg(True, "A")
         return self
 
-    def send(self, data, to_server=True, ack=True, gap_us=None):
-        """One segment carrying exactly `data`, then an empty ACK from the peer."""
-        self._seg(to_server, "PA", data, gap_us)
+    def send(self, data, to_server=True, ack=True, gap_us=None, frag=None):
+        """One segment carrying exactly `data` (in IP fragments, with `frag`),
+        then an empty ACK from the peer."""
+        self._seg(to_server, "PA", data, gap_us, frag=frag)
         if ack:
             self._seg(not to_server, "A")
 
@@ -823,6 +920,434 @@ class TcpFlow(Flow):
 def dns_tcp_frame(msg):
     """RFC 1035 section 4.2.2 / RFC 7766: two-byte length prefix."""
     return u16(len(msg.wire)) + msg.wire
+
+
+# ---------------------------------------------------------------------------
+# Encapsulations and fragments (the encap_* cases)
+#
+# An Encap is a list of layers, innermost first, each taking a payload and
+# its type (an EtherType: IPv4, IPv6, MPLS, PPPoE, or ETH_TEB for a whole
+# Ethernet frame) and returning the next one out; the last layer is the
+# outer Ethernet header. Every header is written here from its
+# specification, field by field. The sensor must see through all of it: the
+# expected alerts are those of the inner flows, with the 802.1Q/802.1ad tags
+# met along the way (outermost first, at most three) as their "vlan".
+# ---------------------------------------------------------------------------
+
+KG_MAX_VLAN = 3  # tags the sensor records per packet (dissect/dissect.h)
+
+
+def inet_checksum(data):
+    """RFC 1071 one's complement sum (IPv4 header, GRE checksum)."""
+    if len(data) % 2:
+        data += b"\x00"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def stable_int(*parts):
+    """A number derived from its arguments only (no RNG state consumed)."""
+    return int.from_bytes(hashlib.md5(repr(parts).encode()).digest()[:4], "big")
+
+
+class Frag:
+    """How to cut a datagram into fragments: `size` data bytes per fragment
+    (a multiple of 8, RFC 791 / RFC 8200 section 4.5), sent in `order` (a
+    function of the fragment count returning the indices, where a repeated
+    index is a duplicate and ("alt", i) sends instead the i-th fragment of
+    alt(datagram), a copy of the same bytes with other contents: a
+    conflicting overlap); only datagrams longer than `mtu` are cut (None:
+    always).
+
+    cut() returns (fragment, completes the datagram) pairs, following the
+    sensor's documented policy (docs/DEFRAG.md): a duplicate is harmless;
+    on a conflicting overlap IPv4 keeps the bytes it has (first wins) and
+    IPv6 drops the whole datagram (RFC 5722), later fragments starting a
+    new one. A datagram that completes must be the original one (the plain
+    form and the oracle use it); one that never completes has no plain form
+    and carries nothing the oracle sees."""
+
+    def __init__(self, size, order=None, mtu=None, alt=None):
+        assert size % 8 == 0
+        self.size, self.order, self.mtu, self.alt = size, order or (lambda n: list(range(n))), mtu, alt
+
+    def cut(self, dgram):
+        if self.mtu is not None and len(dgram) <= self.mtu:
+            return [(dgram, True)]
+        v = dgram[0] >> 4
+        if v == 4:
+            frags = fragment_ipv4(dgram, self.size)
+            alts = fragment_ipv4(self.alt(dgram), self.size) if self.alt else None
+        else:
+            ident = stable_int(dgram) | 0x80000000
+            frags = fragment_ipv6(dgram, self.size, ident)
+            alts = fragment_ipv6(self.alt(dgram), self.size, ident) if self.alt else None
+        order = self.order(len(frags))
+        if sorted(set(i for i in order if not isinstance(i, tuple))) != list(range(len(frags))):
+            raise ValueError("fragment order %r does not cover %d fragments" % (order, len(frags)))
+        out, held, done = [], {}, False
+        for entry in order:
+            if done:
+                raise ValueError("a fragment sent after its datagram was complete: %r" % order)
+            i = entry[1] if isinstance(entry, tuple) else entry
+            piece = alts[i] if isinstance(entry, tuple) else frags[i]
+            if isinstance(entry, tuple) and piece == frags[i]:
+                raise ValueError("the other copy of fragment %d is the same: a duplicate, not a conflict" % i)
+            if i in held and held[i] != piece:
+                if v == 6:
+                    held = {}
+                out.append((piece, False))
+                continue
+            held.setdefault(i, piece)
+            done = len(held) == len(frags)
+            out.append((piece, done))
+        if done and any(held[i] != frags[i] for i in held):
+            raise ValueError("the datagram would complete with other contents than the original")
+        return out
+
+
+def fragment_ipv4(dgram, size):
+    """RFC 791 section 3.2: every fragment gets the header (options copied
+    into all of them, for simplicity; none of ours has a non-copied one), MF
+    on all but the last, the offset in 8-byte units, its own total length
+    and checksum."""
+    ihl = (dgram[0] & 0x0F) * 4
+    hdr, data = bytearray(dgram[:ihl]), dgram[ihl:]
+    flags = struct.unpack("!H", hdr[6:8])[0] & 0x4000
+    assert not flags, "a datagram with DF set cannot be fragmented"
+    out = []
+    for off in range(0, len(data), size):
+        piece = data[off:off + size]
+        h = bytearray(hdr)
+        h[2:4] = u16(ihl + len(piece))
+        h[6:8] = u16((0x2000 if off + size < len(data) else 0) | off // 8)
+        h[10:12] = b"\x00\x00"
+        h[10:12] = u16(inet_checksum(bytes(h)))
+        out.append(bytes(h) + piece)
+    assert len(out) > 1
+    return out
+
+
+def fragment_ipv6(dgram, size, ident):
+    """RFC 8200 section 4.5, for a datagram without extension headers: each
+    fragment is the IPv6 header (Next Header 44, its own payload length), a
+    fragment header (the original Next Header, offset, M, identification)
+    and a piece of the payload."""
+    nh, payload = dgram[6], dgram[40:]
+    out = []
+    for off in range(0, len(payload), size):
+        piece = payload[off:off + size]
+        more = off + size < len(payload)
+        fh = struct.pack("!BBHI", nh, 0, off | (1 if more else 0), ident)
+        out.append(dgram[:4] + u16(8 + len(piece)) + b"\x2c" + dgram[7:40] + fh + piece)
+    assert len(out) > 1
+    return out
+
+
+class Encap:
+    """The wrapping of one variant of a case: layers, innermost first."""
+
+    def __init__(self, *layers):
+        self.layers = layers
+        assert isinstance(layers[-1], Eth), "the outermost layer is an Ethernet header"
+
+    def reported_vlans(self):
+        """The tags the sensor reports, outermost first: the decoder meets the
+        outer Ethernet's tags first, and records at most KG_MAX_VLAN."""
+        tags = []
+        for layer in reversed(self.layers):
+            if isinstance(layer, Eth):
+                tags += layer.vlans
+        return tuple(tags[:KG_MAX_VLAN])
+
+    def wrap(self, flow, to_server, dgram, ethertype):
+        """Returns (frame, completes) pairs: one frame, or several when a
+        layer fragments the datagram it builds (Tunnel with `frag`)."""
+        items, ptype = [(dgram, True)], ethertype
+        for layer in self.layers:
+            out = []
+            for data, completes in items:
+                res, ptype2 = layer.apply(flow, to_server, data, ptype)
+                out += [(d, completes and c) for d, c in res]
+            items, ptype = out, ptype2
+        return items
+
+
+class Eth:
+    """Ethernet II with optional tags ((tpid, tci) pairs, outermost first).
+    Without `tunnel`, the flow's MACs (the innermost Ethernet, which the plain
+    form keeps, untagged); with it, the MACs of the tunnel's endpoints."""
+
+    def __init__(self, vlans=(), tunnel=None):
+        self.vlans, self.tunnel = list(vlans), tunnel
+
+    def apply(self, flow, to_server, data, ptype):
+        if self.tunnel is None:
+            smac, dmac = (flow.cmac, flow.smac) if to_server else (flow.smac, flow.cmac)
+        else:
+            src, dst = self.tunnel.endpoints(to_server)
+            smac, dmac = mac_for(src), mac_for(dst)
+        return [(ether(smac, dmac, ptype, data, self.vlans), True)], ETH_TEB
+
+
+class Mpls:
+    """RFC 3032 label stack entries (label 20 bits, TC 3, S 1, TTL 8); S on
+    the last. The payload type is not written anywhere: the receiver knows
+    it from the label (here, as the sensor does, from the IP version)."""
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def apply(self, flow, to_server, data, ptype):
+        assert ptype in (ETH_IPV4, ETH_IPV6)
+        stack = b"".join(struct.pack("!I", (label << 12) | (0 << 9) | ((i == len(self.labels) - 1) << 8) | 64)
+                         for i, label in enumerate(self.labels))
+        return [(stack + data, True)], ETH_MPLS
+
+
+class Pppoe:
+    """RFC 2516 section 4 session stage: VER 1, TYPE 1, CODE 0, SESSION_ID,
+    LENGTH (of the PPP payload, protocol field included), then the PPP
+    protocol (RFC 1661; 0x0021 IPv4, 0x0057 IPv6)."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def apply(self, flow, to_server, data, ptype):
+        proto = {ETH_IPV4: 0x0021, ETH_IPV6: 0x0057}[ptype]
+        return [(struct.pack("!BBHH", 0x11, 0x00, self.session, len(data) + 2) + u16(proto) + data, True)], \
+            ETH_PPPOE_SESSION
+
+
+class Tunnel:
+    """A layer that builds an outer IP datagram between two endpoints; `a`
+    is on the client's side. Mirror tunnels (ERSPAN) send both directions of
+    the inner flow from a to b. `frag` (a Frag) cuts the outer datagram, as
+    a tunnel endpoint does when the tunnel's MTU is smaller than the packet."""
+
+    def __init__(self, a, b, mirror=False, frag=None):
+        self.a, self.b, self.mirror, self.frag = a, b, mirror, frag
+        self.ipid = {}
+        self.counter = {}
+
+    def endpoints(self, to_server):
+        return (self.a, self.b) if to_server or self.mirror else (self.b, self.a)
+
+    def next(self, what, to_server, start=0):
+        """A per-direction counter (GRE sequence numbers, IPv4 ids)."""
+        k = (what, self.endpoints(to_server))
+        self.counter[k] = self.counter.get(k, start) + 1
+        return self.counter[k]
+
+    def outer(self, to_server, proto, payload):
+        """The outer datagram (scapy writes its header and checksum)."""
+        src, dst = self.endpoints(to_server)
+        if family(src) == 4:
+            ipid = self.next("ipid", to_server, stable_int(src, dst) % 40000) & 0xFFFF
+            dgram, et = bytes(IP(src=src, dst=dst, id=ipid, ttl=62, proto=proto) / Raw(payload)), ETH_IPV4
+        else:
+            dgram, et = bytes(IPv6(src=src, dst=dst, nh=proto, hlim=62) / Raw(payload)), ETH_IPV6
+        pieces = [(dgram, True)] if self.frag is None else self.frag.cut(dgram)
+        return pieces, et
+
+    def outer_udp(self, to_server, sport, dport, payload, zero_checksum=False):
+        src, _ = self.endpoints(to_server)
+        udp = UDP(sport=sport, dport=dport, chksum=0) if zero_checksum else UDP(sport=sport, dport=dport)
+        # The checksum covers the outer addresses: build it in place.
+        dst = self.endpoints(to_server)[1]
+        l3 = IP(src=src, dst=dst) if family(src) == 4 else IPv6(src=src, dst=dst)
+        seg = bytes(l3 / udp / Raw(payload))[20 if family(src) == 4 else 40:]
+        return self.outer(to_server, 17, seg)
+
+
+GRE_PROTO = {ETH_IPV4: 0x0800, ETH_IPV6: 0x86DD, ETH_TEB: ETH_TEB, ETH_MPLS: ETH_MPLS}
+
+
+def gre_header(proto, csum_over=None, key=None, seq=None):
+    """RFC 2784 / RFC 2890: C, K and S flags, version 0, protocol type, then
+    checksum + reserved (over the header and payload), key, sequence number."""
+    flags = (0x8000 if csum_over is not None else 0) | (0x2000 if key is not None else 0) | \
+        (0x1000 if seq is not None else 0)
+    tail = (u32(key) if key is not None else b"") + (u32(seq) if seq is not None else b"")
+    if csum_over is None:
+        return u16(flags) + u16(proto) + tail
+    hdr = u16(flags) + u16(proto) + b"\x00\x00\x00\x00" + tail
+    return u16(flags) + u16(proto) + u16(inet_checksum(hdr + csum_over)) + b"\x00\x00" + tail
+
+
+def u32(v):
+    return struct.pack("!I", v)
+
+
+class Gre(Tunnel):
+    def __init__(self, a, b, key=None, seq=False, checksum=False, **kw):
+        super().__init__(a, b, **kw)
+        self.key, self.seq, self.checksum = key, seq, checksum
+
+    def apply(self, flow, to_server, data, ptype):
+        seq = self.next("seq", to_server) if self.seq else None
+        hdr = gre_header(GRE_PROTO[ptype], data if self.checksum else None, self.key, seq)
+        return self.outer(to_server, 47, hdr + data)
+
+
+class Erspan(Tunnel):
+    """Cisco ERSPAN (draft-foschiano-erspan-03) over GRE, mirroring Ethernet
+    frames from a switch (a) to a collector (b).
+    Type I: GRE without sequence number, protocol 0x88BE, no ERSPAN header.
+    Type II: GRE with S, 0x88BE; 8 bytes: Ver 1 (4 bits), VLAN (12), COS (3),
+    En (2), T (1), Session ID (10), Reserved (12), Index (20).
+    Type III: GRE with S, 0x22EB; 12 bytes: Ver 2, VLAN, COS, BSO (2), T,
+    Session ID, Timestamp (32), SGT (16), P (1), FT (5), Hw ID (6), D (1),
+    Gra (2), O (1); with O, an 8-byte platform-specific subheader follows."""
+
+    def __init__(self, a, b, etype, session, vlan=0, optional=False, **kw):
+        super().__init__(a, b, mirror=True, **kw)
+        self.etype, self.session, self.vlan, self.optional = etype, session, vlan, optional
+
+    def apply(self, flow, to_server, data, ptype):
+        assert ptype == ETH_TEB
+        if self.etype == 1:
+            return self.outer(to_server, 47, gre_header(ETH_ERSPAN_II) + data)
+        seq = self.next("seq", to_server)
+        if self.etype == 2:
+            hdr = u16((1 << 12) | self.vlan) + u16((0 << 13) | (3 << 11) | (0 << 10) | self.session)
+            hdr += u32(seq & 0xFFFFF)  # reserved 0, index
+            return self.outer(to_server, 47, gre_header(ETH_ERSPAN_II, seq=seq) + hdr + data)
+        ts = (seq * 1000) & 0xFFFFFFFF
+        hdr = u16((2 << 12) | self.vlan) + u16((0 << 13) | (0 << 11) | (0 << 10) | self.session) + u32(ts)
+        hdr += u16(0) + u16((0 << 15) | (0 << 10) | (7 << 4) | (0 << 3) | (3 << 1) | int(self.optional))
+        if self.optional:
+            hdr += u32((3 << 26) | 17) + u32(1700000000)  # Platf ID 3, port id 17; upper timestamp
+        return self.outer(to_server, 47, gre_header(ETH_ERSPAN_III, seq=seq) + hdr + data)
+
+
+def entropy_port(flow):
+    """RFC 7348 section 5: the outer UDP source port from a hash of the inner
+    flow, in the dynamic range; the same both ways."""
+    lo, hi = sorted([(flow.cli, flow.cport), (flow.srv, flow.sport)])
+    return 49152 + stable_int(flow.proto, lo, hi) % 16384
+
+
+class Vxlan(Tunnel):
+    """RFC 7348: UDP to 4789, 8-byte header (flags with I, 24-bit VNI), then
+    an Ethernet frame. Over IPv4 the UDP checksum is zero (section 5)."""
+
+    def __init__(self, a, b, vni, **kw):
+        super().__init__(a, b, **kw)
+        self.vni = vni
+
+    def apply(self, flow, to_server, data, ptype):
+        assert ptype == ETH_TEB
+        hdr = b"\x08\x00\x00\x00" + u24(self.vni) + b"\x00"
+        return self.outer_udp(to_server, entropy_port(flow), 4789, hdr + data, zero_checksum=family(self.a) == 4)
+
+
+class Gtpu(Tunnel):
+    """3GPP TS 29.281 section 5: GTP-U G-PDU on UDP 2152 between an eNodeB/gNB
+    (a) and a gateway (b). Flags: version 1, PT 1, E, S, PN; type 255;
+    length (after the first 8 bytes); TEID (the receiver's, one per
+    direction). With E, S or PN, 4 more bytes: sequence number, N-PDU
+    number, next extension header type; with E, a PDU Session Container
+    (type 0x85, TS 38.415: length 1, PDU type UL 1 / DL 0, QFI) ends the chain."""
+
+    def __init__(self, a, b, teids, seq=False, ext=False, **kw):
+        super().__init__(a, b, **kw)
+        self.teids, self.seq, self.ext = teids, seq, ext
+
+    def apply(self, flow, to_server, data, ptype):
+        assert ptype in (ETH_IPV4, ETH_IPV6)
+        flags = 0x30 | (0x04 if self.ext else 0) | (0x02 if self.seq else 0)
+        opt = b""
+        if self.seq or self.ext:
+            opt = u16(self.next("seq", to_server) if self.seq else 0) + u8(0) + u8(0x85 if self.ext else 0)
+            if self.ext:
+                opt += bytes([1, 0x10 if to_server else 0x00, 9, 0])
+        body = opt + data
+        hdr = u8(flags) + u8(0xFF) + u16(len(body)) + u32(self.teids[0 if to_server else 1])
+        return self.outer_udp(to_server, 2152, 2152, hdr + body)
+
+
+def teredo_address(server, port, client):
+    """RFC 4380 section 4: 2001:0::/32, the server's IPv4 address, flags,
+    then the client's mapped port and IPv4 address, both inverted."""
+    s, c = ipaddress.IPv4Address(server).packed, ipaddress.IPv4Address(client).packed
+    raw = bytes.fromhex("20010000") + s + u16(0) + u16(port ^ 0xFFFF) + bytes(b ^ 0xFF for b in c)
+    return str(ipaddress.IPv6Address(raw))
+
+
+class Teredo(Tunnel):
+    """RFC 4380: IPv6 in UDP between a Teredo client's mapped address (a,
+    port cport) and a relay (b, port 3544). Every `origin_every`-th packet
+    from the relay carries an origin indication (section 5.1.1: 0x0000,
+    the origin's port and IPv4 address, inverted)."""
+
+    def __init__(self, a, cport, b, origin_every=2, **kw):
+        super().__init__(a, b, **kw)
+        self.cport, self.origin_every = cport, origin_every
+
+    def apply(self, flow, to_server, data, ptype):
+        assert ptype == ETH_IPV6
+        if to_server:
+            return self.outer_udp(True, self.cport, 3544, data)
+        n = self.next("from-relay", False)
+        if n % self.origin_every == 0:
+            o = ipaddress.IPv4Address(self.b).packed
+            data = b"\x00\x00" + u16(3544 ^ 0xFFFF) + bytes(x ^ 0xFF for x in o) + data
+        return self.outer_udp(False, 3544, self.cport, data)
+
+
+class Capwap(Tunnel):
+    """RFC 5415 section 4.3, the data channel between an access point (a,
+    port aport) and its controller (b, port 5247). Preamble (version 0, type
+    0); HLEN (5 bits, header length in 4-byte words), RID (5), WBID (5), T,
+    F, L, W, M, K, flags (3); fragment id; fragment offset. T=0: an 802.3
+    frame follows. T=1, WBID 1: an IEEE 802.11 frame (RFC 5416): here a QoS
+    data frame (ToDS from the station, FromDS towards it) with an LLC/SNAP
+    header (RFC 1042). With `radio_mac`, the M flag and the optional radio
+    MAC address field (length, address, padding to 4 bytes)."""
+
+    def __init__(self, a, aport, b, native_80211=False, rid=1, radio_mac=None, **kw):
+        super().__init__(a, b, **kw)
+        self.aport, self.native, self.rid, self.radio_mac = aport, native_80211, rid, radio_mac
+
+    def header(self):
+        opt = b""
+        if self.radio_mac:
+            opt = u8(6) + self.radio_mac
+            opt += b"\x00" * (-len(opt) % 4)
+        hlen, wbid, t = (8 + len(opt)) // 4, 1, int(self.native)
+        bits = (hlen << 19) | (self.rid << 14) | (wbid << 9) | (t << 8) | ((1 if self.radio_mac else 0) << 4)
+        return u8(0) + u24(bits) + u16(0) + u16(0) + opt
+
+    def apply(self, flow, to_server, data, ptype):
+        if not self.native:
+            assert ptype == ETH_TEB
+            payload = data
+        else:
+            assert ptype in (ETH_IPV4, ETH_IPV6)
+            bssid = mac_for(self.a)
+            sta, peer = flow.cmac, flow.smac  # the client is the wireless station
+            # 802.11 fields are little-endian (IEEE 802.11-2020 section 9.2.2).
+            seqctl = struct.pack("<H", (self.next("80211-seq", to_server) & 0xFFF) << 4)
+            if to_server:   # station -> AP: ToDS; addr1 BSSID, addr2 SA, addr3 DA
+                fc, addrs = b"\x88\x01", bssid + sta + peer
+            else:           # AP -> station: FromDS; addr1 DA, addr2 BSSID, addr3 SA
+                fc, addrs = b"\x88\x02", sta + bssid + peer
+            payload = fc + struct.pack("<H", 44) + addrs + seqctl + b"\x00\x00"  # duration 44 us; QoS: TID 0
+            payload += b"\xaa\xaa\x03\x00\x00\x00" + u16(ptype) + data
+        if to_server:
+            return self.outer_udp(True, self.aport, 5247, self.header() + payload)
+        return self.outer_udp(False, 5247, self.aport, self.header() + payload)
+
+
+class IpInIp(Tunnel):
+    """IPv4 (protocol 4, RFC 2003) or IPv6 (protocol 41, RFC 4213) directly
+    in an IPv4 or IPv6 datagram (RFC 2473 for IPv6 outer)."""
+
+    def apply(self, flow, to_server, data, ptype):
+        return self.outer(to_server, 4 if ptype == ETH_IPV4 else 41, data)
 
 
 # ---------------------------------------------------------------------------
@@ -1257,9 +1782,23 @@ class Case:
         self.expected_count = None
         self.expected_event_count = None
         self.write_case = True
+        # Encap cases: the plain form (same inner datagrams, bare Ethernet,
+        # same timestamps), written as pcaps/<name>.plain.pcap.
+        self.plain = None
+        self.plain_tuples = {}
         self.args = []          # extra kagami arguments (case.json "args")
         self.workers = [1, 2]   # worker counts run_case.py tries
         self.event_types = ()   # metadata event types checked (case.json "events")
+
+    def with_plain_form(self):
+        self.plain = Pcap(0, 0)
+        self.plain_name = self.name + ".plain.pcap"
+        return self
+
+    def add(self, frame, gap_us=None, plain=None):
+        self.pcap.add(frame, gap_us)
+        if self.plain is not None and plain is not None:
+            self.plain.add_at(self.pcap.t, plain)
 
     def ind(self, itype, value, source="kagami-tests", desc="test indicator"):
         self.indicators.append(Indicator(itype, value, source, desc))
@@ -2109,13 +2648,420 @@ def case_demo():
     return c
 
 
+# ---- Encapsulations: the same traffic, wrapped ----------------------------
+
+# The inner servers every encap case talks to (their own capture each, so
+# sharing them is harmless). "bad" is a listed ADDR.
+ENCAP_SERVERS = {
+    4: {"res": "192.0.2.53", "tls": "198.51.100.20", "http": "198.51.100.21", "bad": "203.0.113.66"},
+    6: {"res": "2001:db8:53::53", "tls": "2001:db8:443::20", "http": "2001:db8:80::21", "bad": "2001:db8:bad::66"},
+}
+ENCAP_MIX_ALERTS = 7
+
+
+def encap_case(name, description, seed, dom):
+    """An encap case: the indicators every encap_mix() round hits, and a
+    plain form (pcaps/<name>.plain.pcap) that run_case.py checks gives the
+    same alerts."""
+    c = Case(name, description, seed, assert_no_vlan=True).with_plain_form()
+    c.dom = dom
+    der = read_der("server.der")
+    c.der = der
+    hello = hello_tls12_grease(random.Random(0), "x." + dom)
+    c.ind("DOMAIN", dom)
+    c.ind("URL", "dl.%s/get/payload.bin" % dom)
+    c.ind("JA3", hello.ja3, desc="JA3 " + hello.ja3_string)
+    c.ind("CERT_HASH", hashlib.sha1(der).hexdigest())
+    c.ind("ADDR", ENCAP_SERVERS[4]["bad"])
+    c.ind("ADDR", ENCAP_SERVERS[6]["bad"])
+    return c
+
+
+def encap_mix(c, label, cli, port, **flow_kw):
+    """One round of the traffic the encap cases wrap, every flow with
+    flow_kw (encap=..., v6_ext=..., v4_options=...): a lookup of a listed
+    name (dns.query) and one of a benign name; a TLS 1.2 session with a
+    listed SNI, JA3 and certificate (tls.sni, tls.ja3, tls.cert_sha1); an
+    HTTP request to a listed host and URL (http.host, http.url); a UDP
+    exchange with a listed address (conn.dest_ip). ENCAP_MIX_ALERTS alerts.
+    Ports port..port+4 on the client `cli`; the servers are ENCAP_SERVERS of
+    its family. The lookups answer addresses no flow connects to (no
+    conn.resolved)."""
+    srv = ENCAP_SERVERS[family(cli)]
+    qtype = "AAAA" if family(cli) == 6 else "A"
+    c.lookup(cli, port, srv["res"], "%s.%s" % (label, c.dom), qtype, **flow_kw)
+    c.lookup(cli, port + 1, srv["res"], "www.example.org", qtype, **flow_kw)
+    f = c.tcp(cli, port + 2, srv["tls"], 443, **flow_kw).open()
+    f.tls12(hello_tls12_grease(c.rng, "%s.tls.%s" % (label, c.dom)), [c.der], app_rounds=0)
+    f = c.tcp(cli, port + 3, srv["http"], 80, **flow_kw).open()
+    f.http(HttpReq("GET", "/get/payload.bin", "dl." + c.dom, [UA_CURL, "Accept: */*"]),
+           http_resp(200, b"MZ" + rand_bytes(c.rng, 62), b"application/octet-stream"))
+    f.close()
+    f = c.udp(cli, port + 4, srv["bad"], 5000, **flow_kw)
+    f.send(b"beacon " + label.encode())
+    f.send(b"ack", to_server=False)
+
+
+def case_encap_qinq():
+    c = encap_case("encap_qinq", "Stacked VLAN tags: 802.1ad + 802.1Q (with priority bits), a triple tag "
+                   "(802.1ad + 802.1Q + 802.1Q) and the pre-standard 0x9100 + 802.1Q over IPv6; the alerts carry "
+                   "every tag, outermost first", 30, "qinq-bad.example")
+    encap_mix(c, "ad-q", "10.30.1.10", 40010, encap=Encap(Eth([(TPID_8021AD, (3 << 13) | 100), (TPID_8021Q, 200)])))
+    encap_mix(c, "triple", "10.30.2.10", 40020,
+              encap=Encap(Eth([(TPID_8021AD, 300), (TPID_8021Q, 301), (TPID_8021Q, (1 << 13) | 302)])))
+    encap_mix(c, "q9100", "2001:db8:30:3::10", 40030, encap=Encap(Eth([(TPID_QINQ_OLD, 400), (TPID_8021Q, 401)])))
+    c.expected_count = 3 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_mpls():
+    c = encap_case("encap_mpls", "MPLS (RFC 3032): a two-label stack over 802.1Q-tagged Ethernet carrying IPv4, "
+                   "MPLS in GRE (RFC 4023) carrying IPv4, and a two-label stack carrying IPv6 (6PE)", 31,
+                   "mpls-bad.example")
+    encap_mix(c, "two-labels", "10.31.1.10", 40010, encap=Encap(Mpls([1001, 2002]), Eth([(TPID_8021Q, 50)])))
+    gre = Gre("172.16.31.1", "172.16.31.2")
+    encap_mix(c, "mpls-in-gre", "10.31.2.10", 40020, encap=Encap(Mpls([3003]), gre, Eth(tunnel=gre)))
+    encap_mix(c, "6pe", "2001:db8:31:3::10", 40030, encap=Encap(Mpls([16, 2]), Eth()))
+    c.expected_count = 3 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_pppoe():
+    c = encap_case("encap_pppoe", "PPPoE session stage (RFC 2516) carrying IPv4 (PPP 0x0021) and, inside an "
+                   "802.1Q tag as ISPs deliver it, IPv6 (PPP 0x0057)", 32, "pppoe-bad.example")
+    encap_mix(c, "v4", "10.32.1.10", 40010, encap=Encap(Pppoe(0x1A2B), Eth()))
+    encap_mix(c, "v6", "2001:db8:32:2::10", 40020, encap=Encap(Pppoe(0x1A2C), Eth([(TPID_8021Q, 7)])))
+    c.expected_count = 2 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_gre():
+    c = encap_case("encap_gre", "GRE (RFC 2784/2890): with key and sequence number carrying IPv4; transparent "
+                   "Ethernet bridging (0x6558) carrying an 802.1Q-tagged Ethernet frame, itself in a tagged outer "
+                   "frame (vlan [outer, inner]); over IPv6 with checksum and key, carrying IPv6", 33,
+                   "gre-bad.example")
+    g = Gre("172.16.33.1", "172.16.33.2", key=0x1234, seq=True)
+    encap_mix(c, "key-seq", "10.33.1.10", 40010, encap=Encap(g, Eth(tunnel=g)))
+    g = Gre("172.16.33.5", "172.16.33.6")
+    encap_mix(c, "teb", "10.33.2.10", 40020,
+              encap=Encap(Eth([(TPID_8021Q, 77)]), g, Eth([(TPID_8021Q, 5)], tunnel=g)))
+    g = Gre("2001:db8:33::1", "2001:db8:33::2", key=7, checksum=True)
+    encap_mix(c, "v6-csum", "2001:db8:33:3::10", 40030, encap=Encap(g, Eth(tunnel=g)))
+    c.expected_count = 3 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_erspan():
+    c = encap_case("encap_erspan", "ERSPAN mirror sessions from a switch to a collector: type I (GRE 0x88BE, no "
+                   "sequence number, no ERSPAN header), type II (sequence number, 8-byte header; the mirrored "
+                   "frame tagged), type III (0x22EB, 12-byte header; outer frame tagged) and type III with the O "
+                   "bit and its 8-byte subheader carrying a tagged IPv6 frame", 34, "erspan-bad.example")
+    sw, col = "172.16.34.1", "172.16.34.100"
+    e = Erspan(sw, col, 1, 0)
+    encap_mix(c, "type1", "10.34.1.10", 40010, encap=Encap(Eth(), e, Eth(tunnel=e)))
+    e = Erspan(sw, col, 2, 100, vlan=222)
+    encap_mix(c, "type2", "10.34.2.10", 40020, encap=Encap(Eth([(TPID_8021Q, 222)]), e, Eth(tunnel=e)))
+    e = Erspan(sw, col, 3, 300)
+    encap_mix(c, "type3", "10.34.3.10", 40030, encap=Encap(Eth(), e, Eth([(TPID_8021Q, 34)], tunnel=e)))
+    e = Erspan(sw, col, 3, 301, vlan=333, optional=True)
+    encap_mix(c, "type3-o", "2001:db8:34:4::10", 40040, encap=Encap(Eth([(TPID_8021Q, 333)]), e, Eth(tunnel=e)))
+    c.expected_count = 4 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_vxlan():
+    c = encap_case("encap_vxlan", "VXLAN (RFC 7348, UDP 4789, per-flow source port): over IPv4 carrying IPv4, "
+                   "and over IPv6 carrying an 802.1Q-tagged frame with IPv6", 35, "vxlan-bad.example")
+    v = Vxlan("172.16.35.1", "172.16.35.2", 5001)
+    encap_mix(c, "v4", "10.35.1.10", 40010, encap=Encap(Eth(), v, Eth(tunnel=v)))
+    v = Vxlan("2001:db8:35::1", "2001:db8:35::2", 5002)
+    encap_mix(c, "v6", "2001:db8:35:2::10", 40020, encap=Encap(Eth([(TPID_8021Q, 600)]), v, Eth(tunnel=v)))
+    c.expected_count = 2 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_ipip():
+    c = encap_case("encap_ipip", "IP in IP: IPv4 in IPv4 (protocol 4), IPv6 in IPv4 (41, 6in4), IPv4 in IPv6 and "
+                   "IPv6 in IPv6 (RFC 2003, 4213, 2473)", 36, "ipip-bad.example")
+    for i, (label, outer, inner) in enumerate([("4in4", ("172.16.36.1", "172.16.36.2"), "10.36.1.10"),
+                                               ("6in4", ("172.16.36.5", "172.16.36.6"), "2001:db8:36:2::10"),
+                                               ("4in6", ("2001:db8:36::1", "2001:db8:36::2"), "10.36.3.10"),
+                                               ("6in6", ("2001:db8:36::5", "2001:db8:36::6"), "2001:db8:36:4::10")]):
+        t = IpInIp(*outer)
+        encap_mix(c, label, inner, 40010 + 10 * i, encap=Encap(t, Eth(tunnel=t)))
+    c.expected_count = 4 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_gtpu():
+    c = encap_case("encap_gtpu", "GTP-U G-PDUs (3GPP TS 29.281) on UDP 2152 between a base station and a gateway, "
+                   "one TEID per direction: the 8-byte header only; with sequence numbers (S); with S and an "
+                   "extension header chain (E: a PDU Session Container) carrying IPv6", 37, "gtpu-bad.example")
+    enb, gw = "172.16.37.10", "172.16.37.1"
+    g = Gtpu(enb, gw, (0x0100000A, 0x0200000A))
+    encap_mix(c, "bare", "10.37.1.10", 40010, encap=Encap(g, Eth(tunnel=g)))
+    g = Gtpu(enb, gw, (0x0100000B, 0x0200000B), seq=True)
+    encap_mix(c, "seq", "10.37.2.10", 40020, encap=Encap(g, Eth(tunnel=g)))
+    g = Gtpu(enb, gw, (0x0100000C, 0x0200000C), seq=True, ext=True)
+    encap_mix(c, "ext", "2001:db8:37:3::10", 40030, encap=Encap(g, Eth(tunnel=g)))
+    c.expected_count = 3 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_teredo():
+    c = encap_case("encap_teredo", "Teredo (RFC 4380): IPv6 in UDP between two clients' mapped addresses and a "
+                   "relay on port 3544; packets from the relay carry an origin indication header: all of them for "
+                   "the first client, every third for the second", 38, "teredo-bad.example")
+    for i, (mapped, port, every) in enumerate([("198.51.100.7", 40001, 1), ("198.51.100.8", 50002, 3)]):
+        t = Teredo(mapped, port, "192.0.2.99", origin_every=every)
+        encap_mix(c, "client%d" % (i + 1), teredo_address("192.0.2.45", port, mapped), 40010 + 10 * i,
+                  encap=Encap(t, Eth(tunnel=t)))
+    c.expected_count = 2 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_capwap():
+    c = encap_case("encap_capwap", "CAPWAP data channel (RFC 5415, UDP 5247) between an access point and its "
+                   "controller: an 802.3 frame (T=0); an IEEE 802.11 QoS data frame with LLC/SNAP (T=1, WBID 1, "
+                   "ToDS/FromDS by direction); the same with the optional radio MAC address (M, HLEN 4) over IPv6",
+                   39, "capwap-bad.example")
+    ap, wlc = "10.39.0.20", "10.39.0.1"
+    w = Capwap(ap, 32770, wlc)
+    encap_mix(c, "dot3", "10.39.1.10", 40010, encap=Encap(Eth(), w, Eth(tunnel=w)))
+    w = Capwap(ap, 32771, wlc, native_80211=True)
+    encap_mix(c, "dot11", "10.39.2.10", 40020, encap=Encap(w, Eth(tunnel=w)))
+    w = Capwap(ap, 32772, wlc, native_80211=True, radio_mac=b"\x02\x00\x00\x39\x00\x01")
+    encap_mix(c, "dot11-radio-mac", "2001:db8:39:3::10", 40030, encap=Encap(w, Eth(tunnel=w)))
+    c.expected_count = 3 * ENCAP_MIX_ALERTS
+    return c
+
+
+def v6_ext_full(src, dst):
+    """Hop-by-hop and destination options (PadN), a segment routing header
+    (RFC 8754; two segments, Segments Left 0: the destination is the final
+    one, Segment List[0]), destination options again (RFC 8200 4.1 order)."""
+    srh = u8(4) + u8(0) + u8(1) + u8(0) + u16(0) + ipaddress.IPv6Address(dst).packed + \
+        ipaddress.IPv6Address("2001:db8:40::fe").packed
+    return [(0, OPT_PADN4), (60, OPT_PADN4), (43, srh), (60, OPT_PADN4)]
+
+
+def v6_ext_atomic(src, dst):
+    """Hop-by-hop (Router Alert) and an atomic fragment header (RFC 6946:
+    offset 0, M 0: not a fragment)."""
+    return [(0, OPT_ROUTER_ALERT), (44, u16(0) + u32(stable_int(src, dst)))]
+
+
+def v6_ext_ah(src, dst):
+    """An atomic fragment header, then an Authentication Header (RFC 4302:
+    reserved, SPI, sequence number, a 96-bit ICV)."""
+    ah = u16(0) + u32(0x00000100) + u32(1) + hashlib.sha1((src + dst).encode()).digest()[:12]
+    return [(44, u16(0) + u32(stable_int(src, dst))), (51, ah)]
+
+
+def case_encap_ipv6_ext():
+    c = encap_case("encap_ipv6_ext", "IPv6 extension headers before TCP and UDP: hop-by-hop + destination "
+                   "options + a segment routing header + destination options; hop-by-hop + an atomic fragment "
+                   "header; and, for IPv4, a Router Alert option (IHL 6). (With an AH: encap_ipv6_ah, known "
+                   "failing)", 40, "ipv6ext-bad.example")
+    encap_mix(c, "full", "2001:db8:40:1::10", 40010, v6_ext=v6_ext_full)
+    encap_mix(c, "atomic", "2001:db8:40:2::10", 40020, v6_ext=v6_ext_atomic)
+    encap_mix(c, "v4opt", "10.40.3.10", 40030, v4_options=[IPOption_Router_Alert()])
+    c.expected_count = 3 * ENCAP_MIX_ALERTS
+    return c
+
+
+def big_dns_response(txid, name, qtype, listed, n=None):
+    """A response of 540-660 bytes (three 256-byte fragments, the last
+    record in the third): 31 A or 22 AAAA records, the listed address last.
+    (At most 32 answers: the sensor looks at the first 32 only, see the
+    dns_answer_cap known-failing case.)"""
+    n = n or (31 if qtype == "A" else 22)
+    if qtype == "A":
+        ans = [("A", "192.0.2.%d" % (i + 1)) for i in range(n - 1)]
+    else:
+        ans = [("AAAA", "2001:db8:ffff::%x" % (i + 1)) for i in range(n - 1)]
+    return dns_response(txid, name, qtype, ans + [(qtype, listed)])
+
+
+def other_copy(old, new):
+    """For Frag(alt=...): the datagram with the address `old` (which must
+    occur once) replaced by `new`."""
+    old_b, new_b = ipaddress.ip_address(old).packed, ipaddress.ip_address(new).packed
+
+    def alt(dgram):
+        assert dgram.count(old_b) == 1, "%s occurs %d times" % (old, dgram.count(old_b))
+        return dgram.replace(old_b, new_b)
+    return alt
+
+
+def frag_lookup(c, cli, port, srv, name, qtype, listed, frag, **kw):
+    """A lookup whose (big) response is sent in fragments per `frag`."""
+    f = c.udp(cli, port, srv, 53, **kw)
+    txid = stable_int(name) & 0xFFFF
+    f.dns(dns_query(txid, [name], qtype))
+    f.dns(big_dns_response(txid, name, qtype, listed), to_server=False, frag=frag)
+    return f
+
+
+def frag_http(c, cli, port, srv, frag, **kw):
+    """An HTTP request whose one TCP segment is sent in IP fragments; the
+    Host header is in a later fragment than the request line."""
+    f = c.tcp(cli, port, srv, 80, **kw).open()
+    req = HttpReq("GET", "/get/payload.bin", "dl." + c.dom,
+                  ["Cookie: session=" + base64.b64encode(rand_bytes(c.rng, 300)).decode(), UA_BROWSER,
+                   "Accept: */*"], host_last=True)
+    f.send(req.wire, frag=frag)
+    f.note_http(req)
+    resp = http_resp(200, b"MZ" + rand_bytes(c.rng, 62), b"application/octet-stream")
+    f.send(resp, to_server=False)
+    f.note_http_response(resp)
+    f.close()
+    return f
+
+
+def case_encap_fragments():
+    c = encap_case("encap_fragments", "IP fragments the sensor reassembles (dissect/defrag.c) before it matches: "
+                   "IPv4 and IPv6 DNS responses cut in three 256-byte fragments, out of order, one fragment sent "
+                   "twice (identical: a duplicate, not an overlap), the listed answer in the last piece "
+                   "(dns.answer); the same inside an 802.1Q tag (the reassembled datagram keeps the tag), and "
+                   "inside a GRE tunnel (inner fragments, one per GRE packet); IPv4 and IPv6 echo requests and "
+                   "replies to listed addresses in three fragments (the flow exists only once reassembled); "
+                   "conflicting overlaps (a second, different copy of the middle fragment): IPv4 keeps the first "
+                   "copy (the listed address only in the second: no dns.answer), IPv6 drops the datagram (the "
+                   "listed address in the last fragment: no dns.answer)", 41, "frag-bad.example")
+    c.ind("SUBNET", "203.0.113.128/25")
+    c.ind("SUBNET", "2001:db8:a5::/48")
+    v4, v6 = ENCAP_SERVERS[4], ENCAP_SERVERS[6]
+    # IPv4: the last fragment first, then the first twice.
+    frag_lookup(c, "10.41.1.10", 40010, v4["res"], "big.v4." + c.dom, "A", "203.0.113.200",
+                Frag(256, lambda n: [2, 0, 0, 1]))
+    # IPv6 (fragment headers): the middle one twice.
+    frag_lookup(c, "2001:db8:41:2::10", 40020, v6["res"], "big.v6." + c.dom, "AAAA", "2001:db8:a5::99",
+                Frag(256, lambda n: [1, 2, 1, 0]))
+    # Tagged fragments, in order.
+    frag_lookup(c, "10.41.3.10", 40030, v4["res"], "vlan.v4." + c.dom, "A", "203.0.113.202",
+                Frag(256), vlans=[(TPID_8021Q, 41)])
+    # Inner fragments in a GRE tunnel: one per GRE packet, reversed.
+    g = Gre("172.16.41.5", "172.16.41.6", key=41)
+    frag_lookup(c, "10.41.4.10", 40040, v4["res"], "inner-frag." + c.dom, "A", "203.0.113.201",
+                Frag(256, lambda n: [2, 1, 0]), encap=Encap(g, Eth(tunnel=g)))
+    # Echo request and reply of 1228 bytes in three fragments each.
+    IcmpFlow(c, "10.41.5.10", v4["bad"], 0x4105).ping(1, rand_bytes(c.rng, 1200),
+                                                     frag=Frag(512, lambda n: list(reversed(range(n)))))
+    IcmpFlow(c, "2001:db8:41:6::10", v6["bad"], 0x4106).ping(1, rand_bytes(c.rng, 1200),
+                                                            frag=Frag(512, lambda n: [1, 0, 2]))
+    # Conflicting overlaps. IPv4, first wins: the second copy of the middle
+    # fragment has a listed address where the first has a benign one.
+    frag_lookup(c, "10.41.7.10", 40070, v4["res"], "overlap.v4." + c.dom, "A", "192.0.2.31",
+                Frag(256, lambda n: [0, 1, ("alt", 1), 2], alt=other_copy("192.0.2.21", "203.0.113.210")))
+    # IPv6 drops the datagram: the listed address (last fragment) is never read.
+    frag_lookup(c, "2001:db8:41:8::10", 40080, v6["res"], "overlap.v6." + c.dom, "AAAA", "2001:db8:a5::98",
+                Frag(256, lambda n: [0, 1, ("alt", 1), 2], alt=other_copy("2001:db8:ffff::b", "2001:db8:ffff::bb")))
+    c.expected_count = 12
+    return c
+
+
+# ---- Known-failing cases ---------------------------------------------------
+# What the sensor gets wrong as of this writing (pcaps/README.md, "Known
+# sensor disagreements"). Not committed, so that `ctest -L pcap` stays green;
+# `make_pcaps.py --known-failing --out DIR` writes them (with everything else)
+# under DIR, where run_case.py --source-dir DIR runs them.
+
+
+def case_encap_fragments_tcp():
+    c = encap_case("encap_fragments_tcp", "Fragmented TCP and fragmented tunnels: HTTP requests whose one TCP "
+                   "segment is cut in IP fragments (IPv4: four, reversed; IPv6: three, mixed), the Host header in a "
+                   "later fragment than the request line; a GRE tunnel with a 256-byte MTU whose outer datagrams "
+                   "over that size are fragmented (reversed), carrying a TLS session and a DNS lookup. Expected: "
+                   "one flow each, as without fragments. With --workers 2 the reader sends a fragment to the "
+                   "worker its fragment hash picks (addresses only, or the outer tunnel's addresses), not the "
+                   "worker of its flow: the flow is split in two", 43, "frag-bad.example")
+    v4, v6 = ENCAP_SERVERS[4], ENCAP_SERVERS[6]
+    for i in range(4):
+        frag_http(c, "10.43.1.10", 40010 + i, v4["bad"], Frag(192, lambda n: list(reversed(range(n)))))
+    for i in range(4):
+        frag_http(c, "2001:db8:43:2::10", 40020 + i, v6["bad"], Frag(256, lambda n: [1, 0, 2]))
+    g = Gre("172.16.43.1", "172.16.43.2", frag=Frag(128, lambda n: list(reversed(range(n))), mtu=256))
+    for i in range(2):
+        f = c.tcp("10.43.3.10", 40030 + i, v4["bad"], 443, encap=Encap(g, Eth(tunnel=g))).open()
+        f.tls12(hello_tls12_grease(c.rng, "outer-frag.tls." + c.dom), [c.der], app_rounds=0)
+    frag_lookup(c, "10.43.3.10", 40040, v4["res"], "outer-frag." + c.dom, "A", "192.0.2.201", None,
+                encap=Encap(g, Eth(tunnel=g)))
+    c.expected_count = 8 * 3 + 2 * 4 + 1
+    return c
+
+
+def case_encap_capwap_radios():
+    c = encap_case("encap_capwap_radios", "CAPWAP data channel carrying IEEE 802.11 frames (T=1, WBID 1) from "
+                   "radios 1, 2 and 3 (RID, RFC 5415 section 4.3: 1 to 31). The sensor reads the WBID from the "
+                   "RID's bits, so it decodes radio 1 only", 44, "capwap-bad.example")
+    for i, rid in enumerate((1, 2, 3)):
+        w = Capwap("10.44.0.20", 32780 + i, "10.44.0.1", native_80211=True, rid=rid)
+        encap_mix(c, "radio%d" % rid, "10.44.%d.10" % (i + 1), 40010 + 10 * i, encap=Encap(w, Eth(tunnel=w)))
+    c.expected_count = 3 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_encap_ipv6_ah():
+    c = encap_case("encap_ipv6_ah", "IPv6 with an Authentication Header (RFC 4302) before TCP and UDP, alone and "
+                   "after an atomic fragment header. The sensor's decoder walks the AH and finds the flows, but "
+                   "nDPI (given the IP header) does not and classifies the TCP flows as IPsec: their alerts say "
+                   "app_proto \"ipsec\", ndpi IPsec/VPN, where the plain form says tls / http", 46,
+                   "ah-bad.example")
+    encap_mix(c, "ah", "2001:db8:46:1::10", 40010, v6_ext=lambda s, d: v6_ext_ah(s, d)[1:])
+    encap_mix(c, "frag-ah", "2001:db8:46:2::10", 40020, v6_ext=v6_ext_ah)
+    c.expected_count = 2 * ENCAP_MIX_ALERTS
+    return c
+
+
+def case_dns_answer_cap():
+    c = Case("dns_answer_cap", "DNS responses with 32 and 33 A records, a listed address last: docs/EVENTS.md "
+             "says every A/AAAA address of the answer section is matched (dns.answer), the sensor keeps the "
+             "first 32 (KG_DNS_MSG_MAX_ANSWERS) and misses the 33rd", 45)
+    c.ind("SUBNET", "203.0.113.128/25")
+    for i, n in enumerate((32, 33)):
+        f = c.udp("10.45.1.10", 40010 + i, "192.0.2.53", 53)
+        name = "n%d.example.org" % n
+        f.dns(dns_query(0x4500 + n, [name]))
+        f.dns(big_dns_response(0x4500 + n, name, "A", "203.0.113.%d" % (200 + n), n), to_server=False)
+    c.expected_count = 2
+    return c
+
+
+def case_encap_nested():
+    c = encap_case("encap_nested", "Nested encapsulations: VXLAN inside GRE inside an 802.1Q tag (VXLAN's inner "
+                   "frame tagged too: vlan [10, 20]); and 802.1ad + 802.1Q, MPLS, GRE (TEB) with a tagged frame "
+                   "holding IPv6, VXLAN over that IPv6 with a tagged frame again: four tags on the path, the "
+                   "sensor reports the first three", 42, "nested-bad.example")
+    vx, g = Vxlan("172.16.42.3", "172.16.42.4", 4242), Gre("172.16.42.1", "172.16.42.2")
+    encap_mix(c, "vxlan-gre-vlan", "10.42.1.10", 40010,
+              encap=Encap(Eth([(TPID_8021Q, 20)]), vx, g, Eth([(TPID_8021Q, 10)], tunnel=g)))
+    vx, g = Vxlan("2001:db8:42::3", "2001:db8:42::4", 4243), Gre("172.16.42.5", "172.16.42.6", key=42)
+    encap_mix(c, "deep", "10.42.2.10", 40020,
+              encap=Encap(Eth([(TPID_8021Q, 14)]), vx, Eth([(TPID_8021Q, 13)], tunnel=vx), g, Mpls([5005]),
+                          Eth([(TPID_8021AD, 11), (TPID_8021Q, 12)], tunnel=g)))
+    c.expected_count = 2 * ENCAP_MIX_ALERTS
+    return c
+
+
 CASES = [case_dns_udp, case_dns_tcp, case_dns_case_and_dot, case_tls_sni, case_tls_split, case_http, case_ip_match,
          case_vlan, case_ipv6, case_malformed, case_escaping, case_no_match, case_demo, case_dns_answer,
-         case_dns_answer_late, case_metadata]
+         case_dns_answer_late, case_metadata, case_encap_qinq, case_encap_mpls, case_encap_pppoe, case_encap_gre,
+         case_encap_erspan, case_encap_vxlan, case_encap_ipip, case_encap_gtpu, case_encap_teredo, case_encap_capwap,
+         case_encap_ipv6_ext, case_encap_fragments, case_encap_nested, case_encap_fragments_tcp,
+         case_encap_capwap_radios, case_dns_answer_cap]
+
+# Written only with --known-failing, and never into the repository (see above).
+# encap_ipv6_ah: nDPI 4.2 is given the IP datagram and does not walk past AH,
+# so flows under AH get app_proto "ipsec"; the alerts themselves are right.
+KNOWN_FAILING = [case_encap_ipv6_ah]
 
 # ---------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------
+
+
+ENCAP_PCAP_MAX = 50 * 1024  # the encap captures stay small
 
 
 def render(case):
@@ -2140,6 +3086,12 @@ def render(case):
             raise SystemExit("%s: the model expects %d events, the case says %d" % (
                 case.name, len(evs), case.expected_event_count))
         files[d + "expected_events.jsonl"] = "".join(json.dumps(e) + "\n" for e in evs).encode()
+    if case.plain is not None:
+        files["pcaps/" + case.plain_name] = case.plain.to_bytes()
+        meta["same_as_plain"] = "pcaps/" + case.plain_name
+        for rel in ("pcaps/" + case.pcap_name, "pcaps/" + case.plain_name):
+            if len(files[rel]) > ENCAP_PCAP_MAX:
+                raise SystemExit("%s: %s is %d bytes, over %d" % (case.name, rel, len(files[rel]), ENCAP_PCAP_MAX))
     files[d + "case.json"] = (json.dumps(meta, indent=2) + "\n").encode()
     files[d + "indicators.intel"] = case.intel_text().encode()
     files[d + "expected.jsonl"] = "".join(json.dumps(a) + "\n" for a in exp).encode()
@@ -2154,9 +3106,17 @@ def main():
     ap.add_argument("--out", default=ROOT, help="write under this directory instead of the repository")
     ap.add_argument("--print", dest="print_case", metavar="CASE",
                     help="print a case's expected alerts (and its expected events, if it checks any)")
+    ap.add_argument("--known-failing", action="store_true",
+                    help="also write the cases the sensor fails as of this writing (needs --out elsewhere than "
+                         "the repository: they are not committed)")
     args = ap.parse_args()
+    cases = list(CASES)
+    if args.known_failing:
+        if not args.print_case and (args.check or os.path.realpath(args.out) == os.path.realpath(ROOT)):
+            ap.error("--known-failing writes with --out DIR (not the repository) or prints with --print")
+        cases += KNOWN_FAILING
     stale = 0
-    for fn in CASES:
+    for fn in cases:
         case = fn()
         if args.print_case:
             if case.name == args.print_case:

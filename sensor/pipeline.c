@@ -231,13 +231,11 @@ static void meta_hdr(struct worker *w, const struct kg_observation *o, struct kg
     flow_geo(w, o->flow, sg, dg, &h->src_geo, &h->dest_geo);
 }
 
-/* A DNS message: the dns event, answer addresses against ADDR/SUBNET
- * (dns.answer), and the addresses a flagged name resolved to into the
- * resolved-address cache (conn.resolved). */
+/* A DNS message: the dns event (answers are matched one by one, see
+ * on_dns_answer). */
 static void on_dns_message(struct worker *w, const struct kg_observation *o)
 {
     const struct kg_dns_msg *m = o->dns;
-    const struct kg_indicator_set *set = w->set;
     const struct kg_config *cfg = w->p->cfg;
     if (cfg->events_dns) {
         struct kg_dns_event_answer ans[KG_DNS_MSG_MAX_ANSWERS];
@@ -259,26 +257,27 @@ static void on_dns_message(struct worker *w, const struct kg_observation *o)
         kg_event_format_dns(&w->fmt, &h, &e);
         push_fmt(w);
     }
-    if (!m->response || !m->nanswers) return;
-    const struct kg_indicator *flagged =
-        m->qname ? kg_indicator_match_domain(set, m->qname, m->qname_len, o->ts_us) : NULL;
-    for (size_t i = 0; i < m->nanswers; i++) {
-        const struct kg_dns_msg_answer *a = &m->answers[i];
-        if (!a->family) continue;
-        char addr[46];
-        kg_addr_str(a->family, a->addr, addr);
-        const struct kg_indicator *ind = kg_indicator_match_addr(set, a->family, a->addr, o->ts_us);
-        if (ind) {
-            struct kg_alert ctx = {.dns_rrname = m->qname, .dns_rrname_len = m->qname_len};
-            emit_alert(w, ind, W_DNS_ANSWER, o, addr, strlen(addr), &ctx);
-        }
-        if (flagged) {
-            /* Kept at least 10 minutes (connections often follow long after
-             * short TTLs), at most a day. */
-            uint64_t ttl = KG_MAX(KG_MIN((uint64_t)a->ttl, 86400u), 600u);
-            kg_resolved_put(w->p->resolved, a->family, a->addr, m->qname, m->qname_len, o->ts_us,
-                            o->ts_us + ttl * 1000000u);
-        }
+}
+
+/* One A/AAAA answer (every one, not only those the dns event keeps): the
+ * address against ADDR/SUBNET, and into the resolved-address cache when the
+ * question name is flagged. */
+static void on_dns_answer(struct worker *w, const struct kg_observation *o)
+{
+    const struct kg_indicator_set *set = w->set;
+    char addr[46];
+    kg_addr_str(o->dns_answer_family, o->dns_answer_addr, addr);
+    const struct kg_indicator *ind = kg_indicator_match_addr(set, o->dns_answer_family, o->dns_answer_addr, o->ts_us);
+    if (ind) {
+        struct kg_alert ctx = {.dns_rrname = o->value, .dns_rrname_len = o->value_len};
+        emit_alert(w, ind, W_DNS_ANSWER, o, addr, strlen(addr), &ctx);
+    }
+    if (o->value_len && kg_indicator_match_domain(set, o->value, o->value_len, o->ts_us)) {
+        /* Kept at least 10 minutes (connections often follow long after
+         * short TTLs), at most a day. */
+        uint64_t ttl = KG_MAX(KG_MIN((uint64_t)o->dns_answer_ttl, 86400u), 600u);
+        kg_resolved_put(w->p->resolved, o->dns_answer_family, o->dns_answer_addr, o->value, o->value_len, o->ts_us,
+                        o->ts_us + ttl * 1000000u);
     }
 }
 
@@ -427,6 +426,9 @@ static void on_observation(void *user, const struct kg_observation *o)
     }
     case KG_OBS_DNS_MESSAGE:
         on_dns_message(w, o);
+        break;
+    case KG_OBS_DNS_ANSWER:
+        on_dns_answer(w, o);
         break;
     case KG_OBS_HTTP_TXN:
         on_http_txn(w, o);
@@ -597,7 +599,9 @@ static void *worker_live_main(void *arg)
             if ((++n & 4095) == 0) worker_maybe_publish(w);
             continue;
         }
-        if (rc == KG_ERR_EOF || atomic_load(w->p->stop)) break;
+        /* rc 0: the read timed out, the capture ring is empty. On stop, what
+         * was still in the ring has been read (rc 1 above) before this. */
+        if (rc == KG_ERR_EOF || (rc == 0 && atomic_load(w->p->stop))) break;
         if (rc < 0) {
             kg_log(KG_LOG_ERROR, "capture", "%s", err.msg);
             break;
@@ -834,6 +838,7 @@ static int worker_init(struct worker *w, uint32_t id, const struct kg_pipeline_p
         .dedup_window_ms = cfg->capture_dedup_ms,
         .defrag_max_bytes = (uint64_t)cfg->defrag_max_mb * 1024u * 1024u,
         .defrag_timeout_s = cfg->defrag_timeout,
+        .cert_details = cfg->events_tls,
     };
     w->dis = kg_dissector_new(&dc, on_observation, w, err);
     if (!w->dis) return KG_ERR_NOMEM;
@@ -1054,7 +1059,9 @@ static int run_live(const struct kg_pipeline_params *p, struct kg_pipeline_stats
         struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);
     }
-    for (uint32_t i = 0; i < nw; i++) kg_capture_break(workers[i].cap);
+    /* Each worker stops at its next read timeout (<= 100 ms) after it has
+     * drained its capture ring: packets the kernel already captured are
+     * processed, not lost. */
     join_threads(workers, nw, &r);
 
     log_capture_stats(cfg, workers, nw);

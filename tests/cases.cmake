@@ -1,8 +1,10 @@
 # End-to-end pcap cases: one ctest per tests/cases/<name>/case.json. Each runs
 # kagami on the case's capture (pcaps/, made by scripts/make_pcaps.py) with
-# its indicators and compares the alerts with expected.jsonl, and the
-# metadata events with expected_events.jsonl when the case turns them on
-# (tests/scripts/run_case.py, standard-library Python 3).
+# its indicators and compares the alerts with expected.jsonl, the
+# metadata events with expected_events.jsonl when the case turns them on,
+# and, for the encapsulation cases ("same_as_plain" in case.json), the alerts
+# of the capture's plain form, which must be the same (tests/scripts/
+# run_case.py, standard-library Python 3).
 #   ctest -L pcap --output-on-failure
 if(TARGET kagami)
   find_program(KG_PYTHON3 python3)

@@ -10,7 +10,9 @@ A case directory holds:
                    optionally "args": [extra kagami arguments, e.g. "--set",
                    "events.dns=true"], and optionally "events": {"types":
                    [metadata event types checked], "projection": {"*": [dotted
-                   paths kept for every event], "<type>": [paths for that type]}}}
+                   paths kept for every event], "<type>": [paths for that type]}},
+                   and optionally "same_as_plain": "pcaps/x.plain.pcap" (relative to
+                   the repository root)}
   indicators.intel the Zeek Intel feed
   expected.jsonl   one JSON object per expected alert, holding only the fields
                    to compare (written by scripts/make_pcaps.py)
@@ -30,8 +32,15 @@ that member of every element; absent members stay absent), and the multiset
 of projected events must equal expected_events.jsonl exactly: nothing
 missing, nothing extra. Any other event_type is an error.
 
+With "same_as_plain" (the encapsulation cases: the same inner packets without
+their wrapping), kagami also runs on that capture with the same arguments.
+Its alerts must match expected.jsonl with every "vlan" absent, and the two
+runs must give the same alerts: equal multisets once "timestamp",
+"event_id", "flow_id" and "vlan" are left out of each alert.
+
   run_case.py --kagami build/sensor/kagami --case tests/cases/dns_udp
   run_case.py --case tests/cases/dns_udp --dry-run-output alerts.json
+  run_case.py --case tests/cases/encap_gre --dry-run-output a.json --dry-run-plain-output p.json
 
 Exit status: 0 pass, 1 fail, 2 usage or case error.
 """
@@ -366,6 +375,54 @@ def compare_events(expected, actual, projection):
     return fails
 
 
+# Alert members that legitimately differ between a capture and its plain form.
+PLAIN_IGNORED = ("timestamp", "event_id", "flow_id", "vlan")
+
+
+def without_vlan(expected):
+    """The expected alerts of the plain form: no tags, so no "vlan"."""
+    return [dict(e, vlan=None) for e in expected]
+
+
+def compare_plain(actual, plain):
+    """Failure messages when the alerts of a capture and of its plain form
+    differ (as multisets, PLAIN_IGNORED members left out). An alert on one
+    side paired with one on the other for the same flow, indicator and place
+    is reported once, with the members that differ."""
+    def strip(a):
+        return {k: v for k, v in a.items() if k not in PLAIN_IGNORED}
+
+    def ident(a):
+        ind = a.get("indicator") if isinstance(a.get("indicator"), dict) else {}
+        return canon([a.get(k) for k in ("proto", "src_ip", "src_port", "dest_ip", "dest_port")] +
+                     [ind.get(k) for k in ("type", "value", "where")])
+
+    def multiset(alerts):
+        m = {}
+        for a in alerts:
+            m.setdefault(canon(strip(a)), []).append(a)
+        return m
+
+    ma, mp = multiset(actual), multiset(plain)
+    only_a, only_p = [], []
+    for k in sorted(set(ma) | set(mp)):
+        na, np_ = len(ma.get(k, [])), len(mp.get(k, []))
+        only_a += ma.get(k, [])[np_:]
+        only_p += mp.get(k, [])[na:]
+    fails = []
+    for a in only_a:
+        twin = next((p for p in only_p if ident(p) == ident(a)), None)
+        if twin is not None:
+            only_p.remove(twin)
+            fails.append("NOT AS PLAIN: %s\n    differs (with the encapsulation vs plain): %s" % (
+                brief(a), "; ".join(event_diff(strip(a), strip(twin)))))
+        else:
+            fails.append("NOT AS PLAIN: alert only with the encapsulation: %s\n    %s" % (brief(a), json.dumps(a)))
+    for p in only_p:
+        fails.append("NOT AS PLAIN: alert only in the plain form: %s\n    %s" % (brief(p), json.dumps(p)))
+    return fails
+
+
 def load_case(case_dir, source_dir):
     path = os.path.join(case_dir, "case.json")
     try:
@@ -378,7 +435,13 @@ def load_case(case_dir, source_dir):
             raise CaseError("%s: no %r" % (path, k))
     case["pcap_path"] = os.path.join(source_dir, case["pcap"])
     case["indicator_paths"] = [os.path.join(case_dir, p) for p in case["indicators"]]
-    for p in [case["pcap_path"]] + case["indicator_paths"]:
+    paths = [case["pcap_path"]] + case["indicator_paths"]
+    if "same_as_plain" in case:
+        if not isinstance(case["same_as_plain"], str):
+            raise CaseError("%s: \"same_as_plain\" must be a capture path" % path)
+        case["plain_path"] = os.path.join(source_dir, case["same_as_plain"])
+        paths.append(case["plain_path"])
+    for p in paths:
         if not os.path.exists(p):
             raise CaseError("%s: %s does not exist" % (path, p))
     expected = []
@@ -413,8 +476,9 @@ def load_case(case_dir, source_dir):
     return case
 
 
-def check_output(case, out_path):
-    """Returns (counts text, failure messages)."""
+def check_output(case, out_path, plain_out_path=None):
+    """Returns (counts text, failure messages). With plain_out_path, the
+    output of the plain form is checked too (see "same_as_plain")."""
     ev = case.get("events")
     alerts, events, problems = read_alerts(out_path, ev["types"] if ev else ())
     fails = ["BAD OUTPUT " + p for p in problems]
@@ -423,6 +487,12 @@ def check_output(case, out_path):
     if ev:
         fails += compare_events(case["expected_events"], events, ev["projection"])
         counts += "; %d event(s), %d expected" % (len(events), len(case["expected_events"]))
+    if plain_out_path is not None:
+        plain, _, problems = read_alerts(plain_out_path, ev["types"] if ev else ())
+        fails += ["BAD OUTPUT (plain form) " + p for p in problems]
+        fails += ["plain form: " + f for f in compare(without_vlan(case["expected"]), plain)]
+        fails += compare_plain(alerts, plain)
+        counts += "; plain form %d alert(s)" % len(plain)
     return counts, fails
 
 
@@ -442,6 +512,8 @@ def main():
     ap.add_argument("--kagami", help="path of the kagami binary")
     ap.add_argument("--dry-run-output", metavar="FILE",
                     help="check an existing output file against the case instead of running kagami")
+    ap.add_argument("--dry-run-plain-output", metavar="FILE",
+                    help="with --dry-run-output, the output for the case's plain form (\"same_as_plain\")")
     ap.add_argument("--source-dir", default=os.path.dirname(os.path.dirname(here)),
                     help="repository root (pcap paths are relative to it)")
     ap.add_argument("--timeout", type=float, default=120, help="seconds allowed per kagami run")
@@ -456,10 +528,14 @@ def main():
         print("ERROR %s: %s" % (name, e))
         return 2
     if args.dry_run_output:
-        if not os.path.isfile(args.dry_run_output):
-            print("ERROR %s: no output file %s" % (name, args.dry_run_output))
+        for f in (args.dry_run_output, args.dry_run_plain_output):
+            if f is not None and not os.path.isfile(f):
+                print("ERROR %s: no output file %s" % (name, f))
+                return 2
+        if "plain_path" in case and not args.dry_run_plain_output:
+            print("ERROR %s: the case has a plain form: give --dry-run-plain-output too" % name)
             return 2
-        counts, fails = check_output(case, args.dry_run_output)
+        counts, fails = check_output(case, args.dry_run_output, args.dry_run_plain_output)
         report("%s (output %s)" % (name, args.dry_run_output), counts, fails)
         return 1 if fails else 0
 
@@ -467,42 +543,52 @@ def main():
     for workers in case.get("workers", [1]):
         label = "%s --workers %d" % (name, workers)
         tmp = tempfile.mkdtemp(prefix="kagami-case-%s-" % name)
-        out = os.path.join(tmp, "alerts.json")
-        cmd = [args.kagami, "-r", case["pcap_path"]]
-        for p in case["indicator_paths"]:
-            cmd += ["--indicators", p]
-        cmd += ["-o", "file:" + out, "--workers", str(workers)] + list(case.get("args", []))
-        try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout)
-        except subprocess.TimeoutExpired as e:
-            print("FAIL %s: kagami did not finish in %.0f s\n  command: %s" % (label, args.timeout, " ".join(cmd)))
-            sys.stdout.write((e.stderr or b"").decode("utf-8", "replace")[-4000:])
+        fails, notes = [], []
+        runs = [("", case["pcap_path"], os.path.join(tmp, "alerts.json"))]
+        if "plain_path" in case:
+            runs.append(("plain form: ", case["plain_path"], os.path.join(tmp, "alerts.plain.json")))
+        timed_out = False
+        for what, pcap, out in runs:
+            cmd = [args.kagami, "-r", pcap]
+            for p in case["indicator_paths"]:
+                cmd += ["--indicators", p]
+            cmd += ["-o", "file:" + out, "--workers", str(workers)] + list(case.get("args", []))
+            try:
+                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout)
+            except subprocess.TimeoutExpired as e:
+                print("FAIL %s: %skagami did not finish in %.0f s\n  command: %s" % (label, what, args.timeout,
+                                                                                     " ".join(cmd)))
+                sys.stdout.write((e.stderr or b"").decode("utf-8", "replace")[-4000:])
+                timed_out = True
+                break
+            except OSError as e:
+                print("ERROR %s: cannot run %s: %s" % (label, args.kagami, e))
+                return 2
+            if proc.returncode != 0:
+                how = ("killed by signal %d" % -proc.returncode) if proc.returncode < 0 else \
+                    "exit status %d" % proc.returncode
+                fails.append("%skagami failed (%s)" % (what, how))
+            notes.append((what, cmd, proc))
+        if timed_out:
             failed = True
             continue
-        except OSError as e:
-            print("ERROR %s: cannot run %s: %s" % (label, args.kagami, e))
-            return 2
-        fails = []
-        if proc.returncode != 0:
-            how = ("killed by signal %d" % -proc.returncode) if proc.returncode < 0 else \
-                "exit status %d" % proc.returncode
-            fails.append("kagami failed (%s)" % how)
-        counts, more = check_output(case, out)
+        counts, more = check_output(case, runs[0][2], runs[1][2] if len(runs) > 1 else None)
         fails += more
         report(label, counts, fails)
         if fails:
             failed = True
-            print("  command: " + " ".join(cmd))
-            err = proc.stderr.decode("utf-8", "replace")
-            if err:
-                print("  kagami stderr (last 4000 bytes):")
-                for line in err[-4000:].splitlines():
-                    print("    " + line)
-            if proc.stdout:
-                print("  kagami stdout: %d bytes" % len(proc.stdout))
+            for what, cmd, proc in notes:
+                print("  %scommand: %s" % (what, " ".join(cmd)))
+                err = proc.stderr.decode("utf-8", "replace")
+                if err:
+                    print("  %skagami stderr (last 4000 bytes):" % what)
+                    for line in err[-4000:].splitlines():
+                        print("    " + line)
+                if proc.stdout:
+                    print("  %skagami stdout: %d bytes" % (what, len(proc.stdout)))
         # A failed run keeps its output for inspection.
         if args.keep or fails:
-            print("  output kept in " + out)
+            print("  output kept in " + ", ".join(out for _, _, out in runs))
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     return 1 if failed else 0

@@ -1530,7 +1530,7 @@ def expected_alerts(case):
     # name resolved to, in an answer whose packet is at or before the flow's
     # first packet and whose TTL has not run out then. One alert per DOMAIN
     # indicator (the most specific one of the name); when several flagged
-    # names of one indicator resolved to the address, the latest answer names it.
+    # names of one indicator resolved to the address, the earliest answer names it.
     for flow in case.flows:
         if flow.first_ts is None:
             continue
@@ -1547,7 +1547,7 @@ def expected_alerts(case):
                                      "a day: the outcome is the sensor's choice" % (case.name, dst, qname))
                 continue
             ind = orc.domain(split_presentation(qname))
-            if ind.value not in by_ind or by_ind[ind.value][0] <= ts:
+            if ind.value not in by_ind or by_ind[ind.value][0] > ts:
                 by_ind[ind.value] = (ts, ind, qname)
         for _ts, ind, qname in sorted(by_ind.values(), key=lambda x: x[0]):
             emit(flow, ind, "conn.resolved", qname, {"dns": {"rrname": jstr(qname)}})

@@ -130,10 +130,13 @@ size_t kg_resolved_get(struct kg_resolved *r, uint8_t family, const uint8_t *add
         }
     }
     pthread_mutex_unlock(&sh->mu);
-    /* Most recent resolution first: when several names of one indicator lead
-     * to the address, the alert names the one the client most likely used. */
+    /* Earliest resolution first: when several names of one indicator lead to
+     * the address, the alert names the first. It is also the one least likely
+     * to race with the connection: on live traffic an answer that arrives
+     * just before the connection may still be in another worker's hands when
+     * the connection starts, and the alert must not depend on that. */
     for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && found[j].at > found[j - 1].at; j--) {
+        for (size_t j = i; j > 0 && found[j].at < found[j - 1].at; j--) {
             __typeof__(found[0]) t = found[j];
             found[j] = found[j - 1];
             found[j - 1] = t;

@@ -349,6 +349,32 @@ static void append_tls(struct kg_buf *out, const struct kg_flow_info *f)
         kg_buf_append_str(out, sep);
         APPEND_LIT(out, "\"fingerprint\":");
         kg_json_append_string(out, fp, fp_len);
+        sep = ",";
+    }
+    /* As the tls event: the version the server chose (else the client's
+     * newest), ALPN, JA3S, so an alert stands on its own. */
+    const uint16_t version = f->tls_version_server > 1 ? f->tls_version_server : f->tls_version;
+    if (version) {
+        char tmp[32];
+        kg_buf_append_str(out, sep);
+        APPEND_LIT(out, "\"version\":");
+        const char *vn = kg_export_tls_version_name(version, tmp);
+        kg_json_append_string(out, vn, strlen(vn));
+        sep = ",";
+    }
+    const size_t alpn_len = strnlen(f->tls_alpn, sizeof(f->tls_alpn));
+    if (alpn_len) {
+        kg_buf_append_str(out, sep);
+        APPEND_LIT(out, "\"alpn\":");
+        kg_json_append_string(out, f->tls_alpn, alpn_len);
+        sep = ",";
+    }
+    const size_t ja3s_len = strnlen(f->ja3s, sizeof(f->ja3s));
+    if (ja3s_len) {
+        kg_buf_append_str(out, sep);
+        APPEND_LIT(out, "\"ja3s\":{\"hash\":");
+        kg_json_append_string(out, f->ja3s, ja3s_len);
+        kg_buf_append_char(out, '}');
     }
     kg_buf_append_char(out, '}');
 }

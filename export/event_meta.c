@@ -294,7 +294,7 @@ void kg_event_format_dns(struct kg_buf *out, const struct kg_event_hdr *h, const
 /* --- tls ------------------------------------------------------------------------------ */
 
 /* Version name as Suricata writes it; hex for unknown values, into tmp (16). */
-static const char *tls_version_name(uint16_t v, char *tmp)
+const char *kg_export_tls_version_name(uint16_t v, char *tmp)
 {
     switch (v) {
     case 0x0002:
@@ -378,7 +378,7 @@ void kg_event_format_tls(struct kg_buf *out, const struct kg_event_hdr *h, const
     append_opt_cstr(out, "sni", e->sni);
     if (e->version) {
         append_key(out, "version");
-        append_cstr(out, tls_version_name(e->version, tmp));
+        append_cstr(out, kg_export_tls_version_name(e->version, tmp));
     }
     append_opt_cstr(out, "alpn", e->alpn);
     const bool ja3h = e->ja3_hash && *e->ja3_hash, ja3s = e->ja3_string && *e->ja3_string;

@@ -174,6 +174,9 @@ int kg_rconn_command(struct kg_rconn *c, int argc, const char **argv, const size
 /* Shared by the alert (event.c) and metadata (event_meta.c) formatters. */
 /* "TCP", "UDP", "ICMP", "IPv6-ICMP", "SCTP", "GRE", or the number in tmp4 (4 bytes). */
 const char *kg_export_proto_name(uint8_t proto, char *tmp4);
+/* "TLS 1.2", "TLS 1.3", "DTLS 1.2", ... as Suricata writes them; tmp (at
+ * least 24 bytes) holds the ones built on the fly ("TLS 1.3 draft-28", "0x1234"). */
+const char *kg_export_tls_version_name(uint16_t v, char *tmp);
 /* Whether events carry src_port/dest_port for the protocol. */
 bool kg_export_proto_has_ports(uint8_t proto);
 

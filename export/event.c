@@ -133,21 +133,7 @@ void kg_json_append_string(struct kg_buf *out, const char *s, size_t len)
     kg_buf_append_char(out, '"');
 }
 
-static void append_cstr(struct kg_buf *out, const char *s)
-{
-    kg_json_append_string(out, s ? s : "", s ? strlen(s) : 0);
-}
 
-static void append_u64(struct kg_buf *out, uint64_t v)
-{
-    char tmp[20];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    kg_buf_append(out, tmp + i, sizeof(tmp) - i);
-}
 
 /* --- timestamps ----------------------------------------------------------- */
 
@@ -296,7 +282,7 @@ static void append_addr(struct kg_buf *out, const char *key_lit, size_t key_len,
     char tmp[46];
     if (family != 4 && family != 6) return;
     kg_buf_append(out, key_lit, key_len);
-    append_cstr(out, kg_addr_str(family, addr, tmp));
+    kg_json_append_cstr(out, kg_addr_str(family, addr, tmp));
 }
 
 /* "aa:bb:...": the certificate SHA1 as Suricata's tls.fingerprint, into
@@ -394,21 +380,21 @@ void kg_event_format_alert(struct kg_buf *out, const struct kg_alert *a)
     kg_buf_append_char(out, '"');
     if (a->event_id) {
         APPEND_LIT(out, ",\"event_id\":");
-        append_cstr(out, a->event_id);
+        kg_json_append_cstr(out, a->event_id);
     }
     if (a->sensor_id) {
         APPEND_LIT(out, ",\"host\":");
-        append_cstr(out, a->sensor_id);
+        kg_json_append_cstr(out, a->sensor_id);
     }
     APPEND_LIT(out, ",\"flow_id\":");
-    append_u64(out, f->flow_id);
+    kg_json_append_u64(out, f->flow_id);
     APPEND_LIT(out, ",\"event_type\":\"alert\"");
 
     if (f->nvlan > 0) {
         APPEND_LIT(out, ",\"vlan\":[");
         for (unsigned i = 0; i < f->nvlan && i < KG_MAX_VLAN; i++) {
             if (i) kg_buf_append_char(out, ',');
-            append_u64(out, f->vlan[i]);
+            kg_json_append_u64(out, f->vlan[i]);
         }
         kg_buf_append_char(out, ']');
     }
@@ -417,20 +403,20 @@ void kg_event_format_alert(struct kg_buf *out, const struct kg_alert *a)
     append_addr(out, ",\"src_ip\":", sizeof(",\"src_ip\":") - 1, k->family, k->saddr);
     if (ports) {
         APPEND_LIT(out, ",\"src_port\":");
-        append_u64(out, k->sport);
+        kg_json_append_u64(out, k->sport);
     }
     append_addr(out, ",\"dest_ip\":", sizeof(",\"dest_ip\":") - 1, k->family, k->daddr);
     if (ports) {
         APPEND_LIT(out, ",\"dest_port\":");
-        append_u64(out, k->dport);
+        kg_json_append_u64(out, k->dport);
     }
     APPEND_LIT(out, ",\"proto\":");
-    append_cstr(out, kg_export_proto_name(k->proto, tmp));
+    kg_json_append_cstr(out, kg_export_proto_name(k->proto, tmp));
     APPEND_LIT(out, ",\"app_proto\":");
-    append_cstr(out, f->app_proto ? f->app_proto : "unknown");
+    kg_json_append_cstr(out, f->app_proto ? f->app_proto : "unknown");
     if (a->community_id) {
         APPEND_LIT(out, ",\"community_id\":");
-        append_cstr(out, a->community_id);
+        kg_json_append_cstr(out, a->community_id);
     }
     kg_event_append_geo(out, "src_geo", a->src_geo);
     kg_event_append_geo(out, "dest_geo", a->dest_geo);
@@ -450,28 +436,28 @@ void kg_event_format_alert(struct kg_buf *out, const struct kg_alert *a)
         append_json_body(out, desc, strlen(desc));
     }
     APPEND_LIT(out, "\",\"signature_id\":");
-    append_u64(out, kg_indicator_signature_id(ind));
+    kg_json_append_u64(out, kg_indicator_signature_id(ind));
     APPEND_LIT(out, ",\"category\":");
-    append_cstr(out, category ? category : "Threat indicator match");
+    kg_json_append_cstr(out, category ? category : "Threat indicator match");
     APPEND_LIT(out, ",\"severity\":");
-    append_u64(out, (uint64_t)(a->severity >= 1 && a->severity <= 3 ? a->severity : ind_severity(ind)));
+    kg_json_append_u64(out, (uint64_t)(a->severity >= 1 && a->severity <= 3 ? a->severity : ind_severity(ind)));
     kg_buf_append_char(out, '}');
 
     /* indicator */
     APPEND_LIT(out, ",\"indicator\":{\"value\":");
-    append_cstr(out, value);
+    kg_json_append_cstr(out, value);
     APPEND_LIT(out, ",\"type\":");
-    append_cstr(out, type);
+    kg_json_append_cstr(out, type);
     if (a->where) {
         APPEND_LIT(out, ",\"where\":");
-        append_cstr(out, a->where);
+        kg_json_append_cstr(out, a->where);
     }
     if (a->seen) {
         APPEND_LIT(out, ",\"seen\":");
         kg_json_append_string(out, a->seen, a->seen_len);
     }
     APPEND_LIT(out, ",\"source\":");
-    append_cstr(out, ind->source);
+    kg_json_append_cstr(out, ind->source);
     if (ind->nmeta > 0 && ind->meta_keys && ind->meta_values) {
         APPEND_LIT(out, ",\"meta\":{");
         bool first = true;
@@ -479,9 +465,9 @@ void kg_event_format_alert(struct kg_buf *out, const struct kg_alert *a)
             if (!ind->meta_keys[i]) continue;
             if (!first) kg_buf_append_char(out, ',');
             first = false;
-            append_cstr(out, ind->meta_keys[i]);
+            kg_json_append_cstr(out, ind->meta_keys[i]);
             kg_buf_append_char(out, ':');
-            append_cstr(out, ind->meta_values[i]);
+            kg_json_append_cstr(out, ind->meta_values[i]);
         }
         kg_buf_append_char(out, '}');
     }

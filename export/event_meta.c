@@ -22,27 +22,13 @@ static const char hex_lower[] = "0123456789abcdef";
 
 /* --- small writers ------------------------------------------------------------ */
 
-static void append_cstr(struct kg_buf *out, const char *s)
-{
-    kg_json_append_string(out, s ? s : "", s ? strlen(s) : 0);
-}
 
-static void append_u64(struct kg_buf *out, uint64_t v)
-{
-    char tmp[20];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    kg_buf_append(out, tmp + i, sizeof(tmp) - i);
-}
 
 /* `,"key":` */
 static void append_key(struct kg_buf *out, const char *key)
 {
     kg_buf_append_char(out, ',');
-    append_cstr(out, key);
+    kg_json_append_cstr(out, key);
     kg_buf_append_char(out, ':');
 }
 
@@ -51,7 +37,7 @@ static void append_opt_cstr(struct kg_buf *out, const char *key, const char *v)
 {
     if (v == NULL || *v == '\0') return;
     append_key(out, key);
-    append_cstr(out, v);
+    kg_json_append_cstr(out, v);
 }
 
 /* `,"key":"value"` for a length-carrying value; nothing when v is NULL. */
@@ -89,7 +75,7 @@ static void append_addr(struct kg_buf *out, const char *key, uint8_t family, con
     char tmp[46];
     if (family != 4 && family != 6) return;
     append_key(out, key);
-    append_cstr(out, kg_addr_str(family, addr, tmp));
+    kg_json_append_cstr(out, kg_addr_str(family, addr, tmp));
 }
 
 /* --- geo ------------------------------------------------------------------------ */
@@ -111,7 +97,7 @@ void kg_event_append_geo(struct kg_buf *out, const char *key, const struct kg_ge
     if (g->asn) {
         kg_buf_append_str(out, sep);
         APPEND_LIT(out, "\"asn\":");
-        append_u64(out, g->asn);
+        kg_json_append_u64(out, g->asn);
         sep = ",";
     }
     if (olen) {
@@ -138,21 +124,21 @@ static bool append_header(struct kg_buf *out, const struct kg_event_hdr *h, cons
     append_ts(out, h->ts_us);
     if (h->event_id) {
         APPEND_LIT(out, ",\"event_id\":");
-        append_cstr(out, h->event_id);
+        kg_json_append_cstr(out, h->event_id);
     }
     if (h->sensor_id) {
         APPEND_LIT(out, ",\"host\":");
-        append_cstr(out, h->sensor_id);
+        kg_json_append_cstr(out, h->sensor_id);
     }
     APPEND_LIT(out, ",\"flow_id\":");
-    append_u64(out, f->flow_id);
+    kg_json_append_u64(out, f->flow_id);
     APPEND_LIT(out, ",\"event_type\":");
-    append_cstr(out, event_type);
+    kg_json_append_cstr(out, event_type);
     if (f->nvlan > 0) {
         APPEND_LIT(out, ",\"vlan\":[");
         for (unsigned i = 0; i < f->nvlan && i < KG_MAX_VLAN; i++) {
             if (i) kg_buf_append_char(out, ',');
-            append_u64(out, f->vlan[i]);
+            kg_json_append_u64(out, f->vlan[i]);
         }
         kg_buf_append_char(out, ']');
     }
@@ -160,17 +146,17 @@ static bool append_header(struct kg_buf *out, const struct kg_event_hdr *h, cons
     append_addr(out, "src_ip", k->family, k->saddr);
     if (ports) {
         APPEND_LIT(out, ",\"src_port\":");
-        append_u64(out, k->sport);
+        kg_json_append_u64(out, k->sport);
     }
     append_addr(out, "dest_ip", k->family, k->daddr);
     if (ports) {
         APPEND_LIT(out, ",\"dest_port\":");
-        append_u64(out, k->dport);
+        kg_json_append_u64(out, k->dport);
     }
     APPEND_LIT(out, ",\"proto\":");
-    append_cstr(out, kg_export_proto_name(k->proto, tmp));
+    kg_json_append_cstr(out, kg_export_proto_name(k->proto, tmp));
     APPEND_LIT(out, ",\"app_proto\":");
-    append_cstr(out, f->app_proto ? f->app_proto : "unknown");
+    kg_json_append_cstr(out, f->app_proto ? f->app_proto : "unknown");
     append_opt_cstr(out, "community_id", h->community_id);
     kg_event_append_geo(out, "src_geo", h->src_geo);
     kg_event_append_geo(out, "dest_geo", h->dest_geo);
@@ -182,10 +168,10 @@ void kg_event_append_ndpi(struct kg_buf *out, const struct kg_flow_info *f)
 {
     if (!f->ndpi_proto[0]) return;
     APPEND_LIT(out, ",\"ndpi\":{\"protocol\":");
-    append_cstr(out, f->ndpi_proto);
+    kg_json_append_cstr(out, f->ndpi_proto);
     if (f->ndpi_category) {
         APPEND_LIT(out, ",\"category\":");
-        append_cstr(out, f->ndpi_category);
+        kg_json_append_cstr(out, f->ndpi_category);
     }
     if (f->ndpi_risk) {
         APPEND_LIT(out, ",\"risks\":[");
@@ -195,7 +181,7 @@ void kg_event_append_ndpi(struct kg_buf *out, const struct kg_flow_info *f)
             const char *name = kg_dissect_risk_name(b);
             if (!name) continue;
             if (!first) kg_buf_append_char(out, ',');
-            append_cstr(out, name);
+            kg_json_append_cstr(out, name);
             first = false;
         }
         kg_buf_append_char(out, ']');
@@ -252,18 +238,18 @@ void kg_event_format_dns(struct kg_buf *out, const struct kg_event_hdr *h, const
     if (e == NULL || !append_header(out, h, "dns")) return;
     char tmp[12];
     APPEND_LIT(out, ",\"dns\":{\"type\":");
-    append_cstr(out, e->is_response ? "answer" : "query");
+    kg_json_append_cstr(out, e->is_response ? "answer" : "query");
     APPEND_LIT(out, ",\"id\":");
-    append_u64(out, e->id);
+    kg_json_append_u64(out, e->id);
     if (e->rrname) {
         APPEND_LIT(out, ",\"rrname\":");
         kg_json_append_string(out, e->rrname, e->rrname_len);
         APPEND_LIT(out, ",\"rrtype\":");
-        append_cstr(out, dns_type_name(e->rrtype, tmp));
+        kg_json_append_cstr(out, dns_type_name(e->rrtype, tmp));
     }
     if (e->is_response) {
         APPEND_LIT(out, ",\"rcode\":");
-        append_cstr(out, dns_rcodes[e->rcode & 0x0F]);
+        kg_json_append_cstr(out, dns_rcodes[e->rcode & 0x0F]);
         if (e->answers && e->nanswers > 0) {
             APPEND_LIT(out, ",\"answers\":[");
             for (size_t i = 0; i < e->nanswers; i++) {
@@ -272,13 +258,13 @@ void kg_event_format_dns(struct kg_buf *out, const struct kg_event_hdr *h, const
                 APPEND_LIT(out, "{\"rrname\":");
                 kg_json_append_string(out, a->rrname, a->rrname ? a->rrname_len : 0);
                 APPEND_LIT(out, ",\"rrtype\":");
-                append_cstr(out, dns_type_name(a->rrtype, tmp));
+                kg_json_append_cstr(out, dns_type_name(a->rrtype, tmp));
                 APPEND_LIT(out, ",\"ttl\":");
-                append_u64(out, a->ttl);
+                kg_json_append_u64(out, a->ttl);
                 if (a->addr_family == 4 || a->addr_family == 6) {
                     char abuf[46];
                     APPEND_LIT(out, ",\"rdata\":");
-                    append_cstr(out, kg_addr_str(a->addr_family, a->addr, abuf));
+                    kg_json_append_cstr(out, kg_addr_str(a->addr_family, a->addr, abuf));
                 } else if (a->target) {
                     APPEND_LIT(out, ",\"rdata\":");
                     kg_json_append_string(out, a->target, a->target_len);
@@ -378,7 +364,7 @@ void kg_event_format_tls(struct kg_buf *out, const struct kg_event_hdr *h, const
     append_opt_cstr(out, "sni", e->sni);
     if (e->version) {
         append_key(out, "version");
-        append_cstr(out, kg_export_tls_version_name(e->version, tmp));
+        kg_json_append_cstr(out, kg_export_tls_version_name(e->version, tmp));
     }
     append_opt_cstr(out, "alpn", e->alpn);
     const bool ja3h = e->ja3_hash && *e->ja3_hash, ja3s = e->ja3_string && *e->ja3_string;
@@ -386,19 +372,19 @@ void kg_event_format_tls(struct kg_buf *out, const struct kg_event_hdr *h, const
         APPEND_LIT(out, ",\"ja3\":{");
         if (ja3h) {
             APPEND_LIT(out, "\"hash\":");
-            append_cstr(out, e->ja3_hash);
+            kg_json_append_cstr(out, e->ja3_hash);
         }
         if (ja3s) {
             if (ja3h) kg_buf_append_char(out, ',');
             APPEND_LIT(out, "\"string\":");
-            append_cstr(out, e->ja3_string);
+            kg_json_append_cstr(out, e->ja3_string);
         }
         kg_buf_append_char(out, '}');
     }
     append_opt_cstr(out, "ja4", e->ja4);
     if (e->ja3s_hash && *e->ja3s_hash) {
         APPEND_LIT(out, ",\"ja3s\":{\"hash\":");
-        append_cstr(out, e->ja3s_hash);
+        kg_json_append_cstr(out, e->ja3s_hash);
         kg_buf_append_char(out, '}');
     }
     if (e->has_cert) {
@@ -536,7 +522,7 @@ void kg_event_format_http(struct kg_buf *out, const struct kg_event_hdr *h, cons
         append_opt_str(out, "hostname", e->host, name_len);
         if (port) {
             APPEND_LIT(out, ",\"http_port\":");
-            append_u64(out, port);
+            kg_json_append_u64(out, port);
         }
     }
     if (e->uri) {
@@ -550,19 +536,19 @@ void kg_event_format_http(struct kg_buf *out, const struct kg_event_hdr *h, cons
             APPEND_LIT(out, "\"HTTP/0.9\"");
         } else {
             APPEND_LIT(out, "\"HTTP/1.");
-            append_u64(out, e->version_minor);
+            kg_json_append_u64(out, e->version_minor);
             kg_buf_append_char(out, '"');
         }
     }
     append_opt_str(out, "http_user_agent", e->user_agent, e->user_agent_len);
     if (e->status) {
         APPEND_LIT(out, ",\"status\":");
-        append_u64(out, e->status);
+        kg_json_append_u64(out, e->status);
     }
     append_opt_str(out, "http_content_type", e->content_type, e->content_type_len);
     if (e->has_length) {
         APPEND_LIT(out, ",\"length\":");
-        append_u64(out, e->length);
+        kg_json_append_u64(out, e->length);
     }
     if (out->len > mark) memmove(out->data + mark, out->data + mark + 1, --out->len - mark);
     APPEND_LIT(out, "}}\n");
@@ -609,13 +595,13 @@ void kg_event_format_quic(struct kg_buf *out, const struct kg_event_hdr *h, cons
     const size_t mark = out->len;
     if (e->version) {
         append_key(out, "version");
-        append_cstr(out, quic_version_name(e->version, tmp));
+        kg_json_append_cstr(out, quic_version_name(e->version, tmp));
     }
     append_opt_cstr(out, "sni", e->sni);
     append_opt_cstr(out, "alpn", e->alpn);
     if (e->ja3_hash && *e->ja3_hash) {
         APPEND_LIT(out, ",\"ja3\":{\"hash\":");
-        append_cstr(out, e->ja3_hash);
+        kg_json_append_cstr(out, e->ja3_hash);
         kg_buf_append_char(out, '}');
     }
     append_opt_cstr(out, "ja4", e->ja4);
@@ -651,13 +637,13 @@ void kg_event_format_flow(struct kg_buf *out, const struct kg_event_hdr *h, cons
     if (e == NULL || !append_header(out, h, "flow")) return;
     const struct kg_flow_info *f = h->flow;
     APPEND_LIT(out, ",\"flow\":{\"pkts_toserver\":");
-    append_u64(out, f->pkts_toserver);
+    kg_json_append_u64(out, f->pkts_toserver);
     APPEND_LIT(out, ",\"pkts_toclient\":");
-    append_u64(out, f->pkts_toclient);
+    kg_json_append_u64(out, f->pkts_toclient);
     APPEND_LIT(out, ",\"bytes_toserver\":");
-    append_u64(out, f->bytes_toserver);
+    kg_json_append_u64(out, f->bytes_toserver);
     APPEND_LIT(out, ",\"bytes_toclient\":");
-    append_u64(out, f->bytes_toclient);
+    kg_json_append_u64(out, f->bytes_toclient);
     APPEND_LIT(out, ",\"start\":");
     append_ts(out, f->first_ts_us);
     const uint64_t end = f->last_ts_us >= f->first_ts_us ? f->last_ts_us : f->first_ts_us;
@@ -665,10 +651,10 @@ void kg_event_format_flow(struct kg_buf *out, const struct kg_event_hdr *h, cons
     append_ts(out, end);
     /* Whole seconds, as Suricata: the difference of the seconds fields. */
     APPEND_LIT(out, ",\"age\":");
-    append_u64(out, end / 1000000u - f->first_ts_us / 1000000u);
+    kg_json_append_u64(out, end / 1000000u - f->first_ts_us / 1000000u);
     append_opt_cstr(out, "state", e->state);
     APPEND_LIT(out, ",\"reason\":");
-    append_cstr(out, flow_reason_name(e->reason));
+    kg_json_append_cstr(out, flow_reason_name(e->reason));
     if (e->alerted)
         APPEND_LIT(out, ",\"alerted\":true");
     else
@@ -712,14 +698,14 @@ void kg_event_format_stats(struct kg_buf *out, uint64_t ts_us, const char *event
     append_ts(out, ts_us);
     if (event_id) {
         APPEND_LIT(out, ",\"event_id\":");
-        append_cstr(out, event_id);
+        kg_json_append_cstr(out, event_id);
     }
     if (sensor_id) {
         APPEND_LIT(out, ",\"host\":");
-        append_cstr(out, sensor_id);
+        kg_json_append_cstr(out, sensor_id);
     }
     APPEND_LIT(out, ",\"event_type\":\"stats\",\"stats\":{\"uptime\":");
-    append_u64(out, uptime_s);
+    kg_json_append_u64(out, uptime_s);
 
     /* The objects open now: the leading segments of the previous name. */
     const char *open_seg[STATS_MAX_DEPTH];
@@ -752,7 +738,7 @@ void kg_event_format_stats(struct kg_buf *out, uint64_t ts_us, const char *event
         if (!first) kg_buf_append_char(out, ',');
         kg_json_append_string(out, seg[ns - 1], seg_len[ns - 1]);
         kg_buf_append_char(out, ':');
-        append_u64(out, c[i].value);
+        kg_json_append_u64(out, c[i].value);
     }
     for (; depth > 0; depth--)
         kg_buf_append_char(out, '}');

@@ -11,6 +11,8 @@
 
 #include "export/export.h"
 
+#include <string.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -172,6 +174,24 @@ int kg_rconn_command(struct kg_rconn *c, int argc, const char **argv, const size
                      struct redisReply **reply, struct kg_err *err);
 
 /* Shared by the alert (event.c) and metadata (event_meta.c) formatters. */
+/* A NUL-terminated string as a JSON string (NULL as ""). */
+static inline void kg_json_append_cstr(struct kg_buf *out, const char *s)
+{
+    kg_json_append_string(out, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* An unsigned integer in decimal, without snprintf (every event has several). */
+static inline void kg_json_append_u64(struct kg_buf *out, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    kg_buf_append(out, tmp + i, sizeof(tmp) - i);
+}
+
 /* "TCP", "UDP", "ICMP", "IPv6-ICMP", "SCTP", "GRE", or the number in tmp4 (4 bytes). */
 const char *kg_export_proto_name(uint8_t proto, char *tmp4);
 /* "TLS 1.2", "TLS 1.3", "DTLS 1.2", ... as Suricata writes them; tmp (at

@@ -57,7 +57,7 @@ struct kg_dissector {
     /* The DNS message being parsed: names are copied into the arena, since
      * the parser's are valid only during its callbacks. */
     struct kg_dns_msg dns_msg;
-    char dns_arena[(1 + KG_DNS_MSG_MAX_ANSWERS * 2) * KG_DNS_NAME_MAX];
+    char dns_arena[(KG_DNS_MSG_MAX_QUESTIONS + KG_DNS_MSG_MAX_ANSWERS * 2) * KG_DNS_NAME_MAX];
     size_t dns_arena_used;
     struct kg_dissect_stats st;
 };
@@ -240,11 +240,20 @@ static void dns_question(void *user, const char *name, size_t len, uint16_t qtyp
 {
     struct dns_ctx *c = user;
     (void)qclass;
-    if (c->questions == 0) {
-        struct kg_dns_msg *m = &c->d->dns_msg;
-        m->qname = dns_keep(c->d, name, len);
-        m->qname_len = m->qname ? len : 0;
-        m->qtype = qtype;
+    struct kg_dns_msg *m = &c->d->dns_msg;
+    if (m->nquestions < KG_DNS_MSG_MAX_QUESTIONS) {
+        const char *kept = dns_keep(c->d, name, len);
+        if (kept) {
+            m->questions[m->nquestions].name = kept;
+            m->questions[m->nquestions].len = len;
+            m->questions[m->nquestions].type = qtype;
+            if (m->nquestions == 0) {
+                m->qname = kept;
+                m->qname_len = len;
+                m->qtype = qtype;
+            }
+            m->nquestions++;
+        }
     }
     if (len == 0) return; /* the root: nothing to match */
     /* Real messages carry one question; a message stuffed with thousands
@@ -303,6 +312,7 @@ static void dns_message(struct kg_dissector *d, struct kg_flow *f, const uint8_t
     struct kg_dns_msg_info info;
     d->st.dns_messages++;
     memset(&d->dns_msg, 0, offsetof(struct kg_dns_msg, answers));
+    d->dns_msg.nquestions = 0;
     d->dns_arena_used = 0;
     /* Set before parsing: alerts raised from the questions carry it. */
     const char *prev = f->info.app_proto;

@@ -74,6 +74,7 @@ enum kg_flow_end { KG_END_TIMEOUT = 0, KG_END_CLOSED, KG_END_SHUTDOWN, KG_END_EV
 /* A DNS message as a whole (KG_OBS_DNS_MESSAGE): for dns events and for
  * matching answer addresses. Names are in presentation form. */
 #define KG_DNS_MSG_MAX_ANSWERS 32
+#define KG_DNS_MSG_MAX_QUESTIONS 8
 struct kg_dns_msg_answer {
     const char *name;
     size_t name_len;
@@ -91,6 +92,12 @@ struct kg_dns_msg {
     const char *qname; /* first question, NULL if none */
     size_t qname_len;
     uint16_t qtype;
+    size_t nquestions; /* all questions, up to KG_DNS_MSG_MAX_QUESTIONS kept (questions[0] = qname) */
+    struct {
+        const char *name;
+        size_t len;
+        uint16_t type;
+    } questions[KG_DNS_MSG_MAX_QUESTIONS];
     size_t nanswers; /* at most KG_DNS_MSG_MAX_ANSWERS are kept */
     struct kg_dns_msg_answer answers[KG_DNS_MSG_MAX_ANSWERS];
 };

@@ -246,16 +246,27 @@ static void on_dns_message(struct worker *w, const struct kg_observation *o)
                                                   .target = a->target, .target_len = a->target_len};
             memcpy(ans[i].addr, a->addr, sizeof(ans[i].addr));
         }
-        struct kg_dns_event e = {.is_response = m->response, .id = m->id, .rrname = m->qname,
-                                 .rrname_len = m->qname_len, .rrtype = m->qtype, .rcode = m->rcode,
-                                 .answers = ans, .nanswers = m->nanswers};
-        char id[160];
-        struct kg_event_hdr h;
-        struct kg_geo sg, dg;
-        meta_hdr(w, o, &h, id, sizeof(id), &sg, &dg);
-        kg_buf_reset(&w->fmt);
-        kg_event_format_dns(&w->fmt, &h, &e);
-        push_fmt(w);
+        /* A response is one event (its first question and its answers); a
+         * query is one event per question, so that none is hidden (mDNS
+         * queries often ask several). */
+        size_t nev = m->response || m->nquestions < 2 ? 1 : m->nquestions;
+        for (size_t q = 0; q < nev; q++) {
+            struct kg_dns_event e = {.is_response = m->response, .id = m->id, .rrname = m->qname,
+                                     .rrname_len = m->qname_len, .rrtype = m->qtype, .rcode = m->rcode,
+                                     .answers = ans, .nanswers = m->nanswers};
+            if (nev > 1) {
+                e.rrname = m->questions[q].name;
+                e.rrname_len = m->questions[q].len;
+                e.rrtype = m->questions[q].type;
+            }
+            char id[160];
+            struct kg_event_hdr h;
+            struct kg_geo sg, dg;
+            meta_hdr(w, o, &h, id, sizeof(id), &sg, &dg);
+            kg_buf_reset(&w->fmt);
+            kg_event_format_dns(&w->fmt, &h, &e);
+            push_fmt(w);
+        }
     }
 }
 

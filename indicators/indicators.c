@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <endian.h>
+#include <limits.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -52,6 +53,10 @@ struct kg_indicator_set {
     struct kg_ind_v6 v6;
     struct kg_ind_htab tabs[KG_IND_TYPE_COUNT]; /* DOMAIN and the exact-value types, by type */
     size_t domain_max_len;                       /* longest DOMAIN key: bounds the suffix walk */
+    /* Bit k set: some DOMAIN key has k + 1 labels (bit 63: 64 or more). A
+     * lookup probes only the suffixes with a label count listed here: the
+     * others cannot match, and each probe costs a random memory read. */
+    uint64_t domain_labels;
     bool has_validity;                           /* some indicator has a bounded window */
     uint32_t *parent; /* with has_validity: next shorter IPv4 prefix of a /0-/24 one */
 
@@ -817,6 +822,16 @@ static uint32_t source_index(struct kg_indicator_set *s, const char *name)
 
 /* --- insertion ----------------------------------------------------------------------- */
 
+/* Labels of a normalised DOMAIN key (never has an escaped dot: norm_domain
+ * refuses backslashes), counted as lk_domain() counts a suffix's. */
+static size_t domain_label_count(const uint8_t *key, size_t n)
+{
+    size_t labels = 1;
+    for (size_t i = 0; i < n; i++)
+        labels += key[i] == '.';
+    return labels;
+}
+
 int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
                       const struct kg_indicator **dup, struct kg_err *err)
 {
@@ -893,7 +908,10 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
         uint64_t h = key_hash(s, in->type, &nv);
         struct rehash_ctx rctx = {s, in->type};
         kg_ind_htab_insert(&s->tabs[in->type], h, kg_ind_tag(h), ref, rehash_indicator, &rctx);
-        if (in->type == KG_IND_DOMAIN && nv.key_len > s->domain_max_len) s->domain_max_len = nv.key_len;
+        if (in->type == KG_IND_DOMAIN) {
+            if (nv.key_len > s->domain_max_len) s->domain_max_len = nv.key_len;
+            s->domain_labels |= 1ull << (KG_MIN(domain_label_count(nv.key, nv.key_len), 64) - 1);
+        }
         break;
     }
     }
@@ -1063,6 +1081,11 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
      * once per label. */
     uint64_t h = s->seed;
     size_t end = win; /* end of the label to fold next, in buf */
+    unsigned labels = 0; /* of the current suffix */
+    /* Past the most labels of any key no suffix can match (bit 63 stands
+     * for 64 and more: no bound then). */
+    const unsigned max_labels =
+        s->domain_labels >> 63 ? UINT_MAX : 64u - (unsigned)__builtin_clzll(s->domain_labels | 1);
     /* DNS names come in presentation form, where a '.' inside a label is
      * written "\." (dissect_parsers.h): such a dot is not a label boundary.
      * Whether a dot is escaped depends on the backslashes before it in the
@@ -1078,12 +1101,15 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
             while (pos > bs && name[pos - bs - 1] == '\\') bs++;
             if (bs % 2) continue;
         }
-        if (win - i > s->domain_max_len || lk->n == KG_LK_MAX_PROBES) break;
+        if (win - i > s->domain_max_len || lk->n == KG_LK_MAX_PROBES || ++labels > max_labels) break;
         h = kg_ind_hash(buf + i, end - i, h);
+        end = i ? i - 1 : 0;
+        /* The hash chain needs every suffix; the probe only those whose
+         * label count some key has. */
+        if (!(s->domain_labels >> (KG_MIN(labels, 64u) - 1) & 1)) continue;
         lk->h[lk->n] = h;
         lk->start[lk->n++] = (uint16_t)i;
         kg_ind_htab_prefetch(t, h);
-        end = i ? i - 1 : 0;
     }
 }
 

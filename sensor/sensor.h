@@ -16,7 +16,8 @@
  *   Live input ("workers" mode): capture.threads capture handles per
  *   interface share it through an AF_PACKET fanout group; each handle is
  *   read by its own worker, which runs packets to completion; the main
- *   thread waits for a signal, then breaks the captures.
+ *   thread waits for a signal; each worker then drains its capture ring
+ *   (at most a second under traffic that never pauses) and stops.
  */
 #ifndef KG_SENSOR_H
 #define KG_SENSOR_H

@@ -180,6 +180,12 @@ struct kg_indicator_set *kg_indicator_set_new(void)
 {
     struct kg_indicator_set *s = kg_xcalloc(1, sizeof(*s));
     s->seed = new_seed();
+    /* The digest types keep [id][key] inline in their tables (see struct
+     * kg_ind_htab): a lookup then reads no value record. */
+    s->tabs[KG_IND_JA3].key_stride = 1 + 4 + 16;
+    s->tabs[KG_IND_CERT_HASH].key_stride = 1 + 4 + 32;
+    s->tabs[KG_IND_FILE_HASH].key_stride = 1 + 4 + 32;
+    s->tabs[KG_IND_JA4].key_stride = 1 + 4 + 36;
     kg_buf_init(&s->scratch);
     kg_buf_init(&s->rescratch);
     return s;
@@ -734,6 +740,19 @@ static uint32_t find_key(const struct kg_indicator_set *s, enum kg_ind_type type
 {
     const struct kg_ind_htab *t = &s->tabs[type];
     uint32_t pos = kg_ind_htab_start(t, h), ref;
+    if (t->keys) {
+        /* Inline [length][id][key]: the exact comparison, and the id,
+         * without reading the value record. */
+        while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
+            const uint8_t *k = kg_ind_htab_key(t, (pos - 1) & t->mask);
+            if (k[0] == an + 4 && memcmp(k + 5, a, an) == 0) {
+                uint32_t id;
+                memcpy(&id, k + 1, 4);
+                return id;
+            }
+        }
+        return KG_IND_NONE;
+    }
     while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
         const struct vrec *r = rec_at(s, ref);
         if (value_eq(type, r, a, an, b, bn)) return r->id;
@@ -813,7 +832,7 @@ static uint32_t source_index(struct kg_indicator_set *s, const char *name)
         id = s->nsrcs++;
         memset(&s->srcs[id], 0, sizeof(s->srcs[id]));
         s->srcs[id].name = name;
-        kg_ind_htab_insert(&s->src_tab, h, kg_ind_tag(h), id, rehash_source, s);
+        kg_ind_htab_insert(&s->src_tab, h, kg_ind_tag(h), id, rehash_source, s, NULL, 0);
     }
     s->last_src = name;
     s->last_src_idx = id;
@@ -907,7 +926,17 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
     default: {
         uint64_t h = key_hash(s, in->type, &nv);
         struct rehash_ctx rctx = {s, in->type};
-        kg_ind_htab_insert(&s->tabs[in->type], h, kg_ind_tag(h), ref, rehash_indicator, &rctx);
+        struct kg_ind_htab *t = &s->tabs[in->type];
+        uint8_t kbuf[4 + 64];
+        size_t klen = 0;
+        if (t->key_stride) {
+            /* Only the digest types (<= 36-byte keys) have key_stride. */
+            klen = 4 + nv.key_len;
+            if (klen >= t->key_stride) abort();
+            memcpy(kbuf, &id, 4);
+            memcpy(kbuf + 4, nv.key, nv.key_len);
+        }
+        kg_ind_htab_insert(t, h, kg_ind_tag(h), ref, rehash_indicator, &rctx, kbuf, klen);
         if (in->type == KG_IND_DOMAIN) {
             if (nv.key_len > s->domain_max_len) s->domain_max_len = nv.key_len;
             s->domain_labels |= 1ull << (KG_MIN(domain_label_count(nv.key, nv.key_len), 64) - 1);
@@ -1229,6 +1258,7 @@ static const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, co
 static void lk_prefetch_candidates(const struct kg_indicator_set *s, const struct lookup *lk)
 {
     const struct kg_ind_htab *t = &s->tabs[lk->type];
+    if (t->keys) return; /* confirmed from the inline keys, already fetched */
     for (unsigned k = 0; k < lk->n; k++) {
         uint32_t pos = kg_ind_htab_start(t, lk->h[k]);
         uint32_t ref = kg_ind_htab_next(t, kg_ind_tag(lk->h[k]), &pos);

@@ -86,7 +86,9 @@ uint64_t kg_ind_domain_hash(const char *name, size_t len, uint64_t seed)
 void kg_ind_htab_free(struct kg_ind_htab *t)
 {
     free(t->slots);
+    free(t->keys);
     t->slots = NULL;
+    t->keys = NULL;
     t->mask = 0;
     t->count = 0;
 }
@@ -99,19 +101,23 @@ static struct kg_ind_slot *slots_new(size_t n)
     return sl;
 }
 
-/* Places an entry known to be absent, in a table known to have room. */
-static void place(struct kg_ind_slot *slots, uint32_t mask, uint64_t hash, uint32_t tag, uint32_t id)
+/* Places an entry known to be absent, in a table known to have room;
+ * returns its slot index. */
+static uint32_t place(struct kg_ind_slot *slots, uint32_t mask, uint64_t hash, uint32_t tag, uint32_t id)
 {
     uint32_t i = (uint32_t)hash & mask;
     while (slots[i].id != KG_IND_NONE)
         i = (i + 1) & mask;
     slots[i].tag = tag;
     slots[i].id = id;
+    return i;
 }
 
 void kg_ind_htab_insert(struct kg_ind_htab *t, uint64_t hash, uint32_t tag, uint32_t id,
-                        kg_ind_rehash_fn rehash, const void *ctx)
+                        kg_ind_rehash_fn rehash, const void *ctx, const void *key, size_t key_len)
 {
+    const size_t stride = t->key_stride;
+    if (stride && key_len >= stride) abort(); /* caller's bug: the key does not fit */
     size_t size = t->slots ? (size_t)t->mask + 1 : 0;
     /* Keep the load factor at or below 3/4: with a good hash, linear
      * probing then reads about 2.5 slots per hit and 8.5 per miss at worst
@@ -121,18 +127,27 @@ void kg_ind_htab_insert(struct kg_ind_htab *t, uint64_t hash, uint32_t tag, uint
         size_t nsize = size ? size * 2 : 16;
         if (nsize > ((size_t)1 << 32)) abort(); /* unreachable: ids are 31-bit */
         struct kg_ind_slot *ns = slots_new(nsize);
+        uint8_t *nk = stride ? kg_xcalloc(nsize, stride) : NULL;
         /* A slot keeps only the tag, not the hash that chose its place: the
          * owner recomputes it (control plane, once per doubling). */
         for (size_t i = 0; i < size; i++) {
             const struct kg_ind_slot *sl = &t->slots[i];
-            if (sl->id != KG_IND_NONE)
-                place(ns, (uint32_t)(nsize - 1), rehash(ctx, sl->tag, sl->id), sl->tag, sl->id);
+            if (sl->id == KG_IND_NONE) continue;
+            uint32_t j = place(ns, (uint32_t)(nsize - 1), rehash(ctx, sl->tag, sl->id), sl->tag, sl->id);
+            if (stride) memcpy(nk + (size_t)j * stride, t->keys + i * stride, stride);
         }
         free(t->slots);
+        free(t->keys);
         t->slots = ns;
+        t->keys = nk;
         t->mask = (uint32_t)(nsize - 1);
     }
-    place(t->slots, t->mask, hash, tag, id);
+    uint32_t j = place(t->slots, t->mask, hash, tag, id);
+    if (stride) {
+        uint8_t *k = t->keys + (size_t)j * stride;
+        k[0] = (uint8_t)key_len;
+        memcpy(k + 1, key, key_len);
+    }
     t->count++;
 }
 
@@ -190,7 +205,7 @@ uint32_t kg_ind_v4_find(const struct kg_ind_v4 *x, uint32_t masked, unsigned ple
 void kg_ind_v4_insert(struct kg_ind_v4 *x, uint32_t masked, unsigned plen, uint32_t id, uint64_t seed)
 {
     struct v4_rehash_ctx c = {plen, seed};
-    kg_ind_htab_insert(&x->tabs[plen], v4_hash(masked, plen, seed), masked, id, v4_rehash, &c);
+    kg_ind_htab_insert(&x->tabs[plen], v4_hash(masked, plen, seed), masked, id, v4_rehash, &c, NULL, 0);
 }
 
 /* Calls fn for every entry of a table. */

@@ -2030,6 +2030,62 @@ static void test_fuzz(void)
     kg_log_set_level(old);
 }
 
+/* The hash tables keep each entry's key beside its slot: MD5, SHA1 and
+ * SHA256 under one FILE_HASH type, across table growth, and keys that share
+ * a prefix or differ only in length must each find themselves only. */
+static void test_hash_keys_inline(void)
+{
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_err err;
+    char v[80];
+    const int n = 5000; /* enough to grow the table several times */
+    for (int i = 0; i < n; i++) {
+        static const int lens[3] = {32, 40, 64};
+        int len = lens[i % 3];
+        for (int k = 0; k < len; k++) v[k] = "0123456789abcdef"[(i * 31 + k * 7 + (k ? v[k - 1] : 0)) & 15];
+        v[len] = '\0';
+        CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_FILE_HASH, v, "t", &err), 0);
+    }
+    kg_indicator_set_finalize(s);
+    size_t total = kg_indicator_set_count(s, KG_IND_FILE_HASH);
+    CHECK(total > 0);
+    int found = 0, wrong_len = 0;
+    for (int i = 0; i < n; i++) {
+        static const int lens[3] = {32, 40, 64};
+        int len = lens[i % 3];
+        for (int k = 0; k < len; k++) v[k] = "0123456789abcdef"[(i * 31 + k * 7 + (k ? v[k - 1] : 0)) & 15];
+        const struct kg_indicator *ind = kg_indicator_match_hash(s, KG_IND_FILE_HASH, v, (size_t)len, 0);
+        if (ind && strlen(ind->value) == (size_t)len && strncasecmp(ind->value, v, (size_t)len) == 0) found++;
+        /* The same bytes cut to another valid length are another key. */
+        if (len > 32 && kg_indicator_match_hash(s, KG_IND_FILE_HASH, v, 32, 0) == ind && ind) wrong_len++;
+    }
+    CHECK_EQ_INT(found, n);
+    CHECK_EQ_INT(wrong_len, 0);
+    kg_indicator_set_free(s);
+}
+
+/* Domain lookups only probe label counts that some indicator has. */
+static void test_domain_label_counts(void)
+{
+    struct kg_indicator_set *s = set_from("#fields\tindicator\tindicator_type\n"
+                                          "tld\tIntel::DOMAIN\n"
+                                          "corp\tIntel::DOMAIN\n");
+    /* Only 1-label indicators: deep names still find their TLD. */
+    CHECK_EQ_STR(value_of(match_dom(s, "a.b.c.d.e.f.g.tld")), "tld");
+    CHECK_EQ_STR(value_of(match_dom(s, "CORP.")), "corp");
+    CHECK(match_dom(s, "tld.example") == NULL);
+    kg_indicator_set_free(s);
+    s = set_from("#fields\tindicator\tindicator_type\n"
+                 "x.y.z.evil.example\tIntel::DOMAIN\n"
+                 "evil.example\tIntel::DOMAIN\n");
+    /* More labels than any indicator: the longer suffixes are skipped, the
+     * listed ones still match, the most specific first. */
+    CHECK_EQ_STR(value_of(match_dom(s, "1.2.3.4.5.6.x.y.z.evil.example")), "x.y.z.evil.example");
+    CHECK_EQ_STR(value_of(match_dom(s, "1.2.3.4.5.6.y.z.evil.example")), "evil.example");
+    CHECK(match_dom(s, "z.example") == NULL);
+    kg_indicator_set_free(s);
+}
+
 int main(void)
 {
     const char *src = getenv("KG_SOURCE_DIR");
@@ -2049,6 +2105,8 @@ int main(void)
     KG_TEST_RUN(test_domain_suffix);
     KG_TEST_RUN(test_url);
     KG_TEST_RUN(test_hash);
+    KG_TEST_RUN(test_hash_keys_inline);
+    KG_TEST_RUN(test_domain_label_counts);
     KG_TEST_RUN(test_random_200k);
     KG_TEST_RUN(test_lpm_bruteforce);
     KG_TEST_RUN(test_concurrent_readers);

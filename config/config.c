@@ -140,6 +140,9 @@ static const struct cfg_key cfg_keys[] = {
     {.key = "flow.vlan_in_key", .type = CFG_BOOL, .def = "true", .off = OFF(flow_vlan_in_key),
      .help = "Whether the VLAN id is part of a flow's identity (turn off when the two directions of a "
              "conversation are seen on different VLANs)."},
+    {.key = "decoder.max_depth", .type = CFG_U32, .def = "8", .off = OFF(decoder_max_depth), .min = 1, .max = 16,
+     .help = "Nested encapsulations (VLAN stacks aside: GRE, ERSPAN, VXLAN, GTP-U, IP-in-IP, ...) followed "
+             "inside one packet; a packet nested deeper is dissected at the last layer followed and counted."},
     {.key = "defrag.max_mb", .type = CFG_U32, .def = "64", .off = OFF(defrag_max_mb), .min = 1, .max = 4096,
      .help = "Memory for IP fragments awaiting reassembly, per worker, in MiB; beyond it the oldest "
              "datagrams are dropped and counted."},

@@ -56,6 +56,8 @@ struct kg_config {
     uint32_t flow_udp_timeout;  /* "flow.udp_timeout": seconds */
     uint32_t flow_other_timeout;/* "flow.other_timeout": seconds */
     bool flow_vlan_in_key;      /* "flow.vlan_in_key" */
+    /* decoder */
+    uint32_t decoder_max_depth; /* "decoder.max_depth": nested encapsulations followed */
     /* IP reassembly */
     uint32_t defrag_max_mb;     /* "defrag.max_mb": per worker */
     uint32_t defrag_timeout;    /* "defrag.timeout": seconds */

@@ -6,9 +6,14 @@
  * capture thread), so it allocates nothing and copies nothing: the result
  * points into the packet. Every read is bounds-checked against the bytes
  * captured; a header that claims more than is there is "truncated".
- * Encapsulations are followed iteratively up to KG_DECODE_MAX_DEPTH.
+ * Encapsulations are followed iteratively up to a configured depth
+ * (kg_decode_set_max_depth, default KG_DECODE_MAX_DEPTH); a packet nested
+ * deeper is decoded as the flow of its last followed layer and flagged
+ * (too_deep), so the dissector counts it.
  */
 #include "dissect/dissect_int.h"
+
+#include <stdatomic.h>
 
 #include <string.h>
 
@@ -190,8 +195,17 @@ static uint32_t capwap_header(const uint8_t *p, uint32_t len, enum layer *inner)
     return hl + off + 8;
 }
 
+/* Set once at start-up (control plane), read by every decoding thread. */
+static _Atomic unsigned g_max_depth = KG_DECODE_MAX_DEPTH;
+
+void kg_decode_set_max_depth(unsigned depth)
+{
+    atomic_store(&g_max_depth, depth < 1 ? 1 : depth > KG_DECODE_MAX_DEPTH_LIMIT ? KG_DECODE_MAX_DEPTH_LIMIT : depth);
+}
+
 enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *d)
 {
+    const unsigned max_depth = atomic_load_explicit(&g_max_depth, memory_order_relaxed);
     memset(d, 0, sizeof(*d));
     const uint8_t *p = pkt->data;
     uint32_t len = pkt->caplen;
@@ -247,7 +261,7 @@ enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *
     }
 
     for (;;) {
-        if (++depth > 4 * KG_DECODE_MAX_DEPTH) return KG_DECODE_TOO_DEEP;
+        if (++depth > 4 * KG_DECODE_MAX_DEPTH_LIMIT) return KG_DECODE_TOO_DEEP;
         switch (next) {
         case L_ETHER:
             if (len < 14) return KG_DECODE_TRUNCATED;
@@ -324,7 +338,10 @@ enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *
             if (frag & 0x1fff) return KG_DECODE_OK; /* non-first fragment: no L4 header */
             const uint8_t *l4 = p + ihl;
             uint32_t l4len = len - ihl;
-            if (!d->is_fragment && d->tunnels < KG_DECODE_MAX_DEPTH) {
+            if (!d->is_fragment && d->tunnels >= max_depth &&
+                (d->proto == IPPROTO_IPIP_ || d->proto == IPPROTO_IPV6_ || d->proto == IPPROTO_GRE_))
+                d->too_deep = true;
+            if (!d->is_fragment && d->tunnels < max_depth) {
                 if (d->proto == IPPROTO_IPIP_ || d->proto == IPPROTO_IPV6_) {
                     d->tunnels++;
                     p = l4, len = l4len;
@@ -388,7 +405,10 @@ enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *
             d->proto = nh;
             const uint8_t *l4 = p + off;
             uint32_t l4len = len - off;
-            if (!d->is_fragment && d->tunnels < KG_DECODE_MAX_DEPTH) {
+            if (!d->is_fragment && d->tunnels >= max_depth &&
+                (nh == IPPROTO_IPIP_ || nh == IPPROTO_IPV6_ || nh == IPPROTO_GRE_))
+                d->too_deep = true;
+            if (!d->is_fragment && d->tunnels < max_depth) {
                 if (nh == IPPROTO_IPIP_ || nh == IPPROTO_IPV6_) {
                     d->tunnels++;
                     p = l4, len = l4len;
@@ -447,6 +467,11 @@ enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *
                 decode_l4(d, p, len);
                 return KG_DECODE_OK;
             }
+            if (d->tunnels >= max_depth) { /* one more would be too deep: stop here */
+                d->too_deep = true;
+                decode_l4(d, p, len);
+                return KG_DECODE_OK;
+            }
             d->tunnels++;
             p = in, len = inlen;
             continue;
@@ -468,6 +493,10 @@ enum kg_decode_result kg_decode(const struct kg_packet *pkt, struct kg_decoded *
             } else if ((dp == CAPWAP_DATA_PORT || sp == CAPWAP_DATA_PORT) &&
                        (hl = capwap_header(u, ulen, &inner)) != 0) {
                 /* inner set by capwap_header: Ethernet, or IPv4/IPv6 after 802.11 + LLC */
+            }
+            if (inner != L_DONE && d->tunnels >= max_depth) {
+                d->too_deep = true;
+                inner = L_DONE;
             }
             if (inner != L_DONE) {
                 d->tunnels++;

@@ -986,6 +986,7 @@ void kg_dissector_process(struct kg_dissector *d, const struct kg_packet *pkt)
     case KG_DECODE_TOO_DEEP: d->st.decode_bad_l3++; return;
     }
     if (dec.tunnels) d->st.decode_tunnels++;
+    if (dec.too_deep) d->st.decode_too_deep++;
     if (dec.is_fragment) {
         /* Reassemble, then dissect the whole datagram as if it had arrived in
          * one piece. It has no link layer: VLANs and tunnel depth come from

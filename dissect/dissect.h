@@ -196,6 +196,7 @@ struct kg_dissect_stats {
     uint64_t defrag_timeouts, defrag_overlaps, defrag_conflicts, defrag_evicted, defrag_invalid;
     uint64_t defrag_bytes_held;   /* gauge */
     uint64_t decode_tunnels;      /* packets that went through a tunnel */
+    uint64_t decode_too_deep;     /* nested deeper than decoder.max_depth (a layer was not followed) */
     uint64_t flows_created, flows_active, flows_ended, flows_timed_out, flows_evicted, flows_closed;
     uint64_t flow_alloc_failed;
     uint64_t ndpi_flows;
@@ -231,6 +232,11 @@ void kg_dissector_free(struct kg_dissector *d);
  * them), so with several workers such a flow can be split. Returns 0 for
  * undecodable packets. */
 uint32_t kg_dissect_packet_hash(const struct kg_packet *pkt);
+
+/* How many nested encapsulations the decoder follows (1..16; default 8). A
+ * packet nested deeper is dissected as the flow of the last layer followed
+ * and counted (decode_too_deep). Control plane: call before packets flow. */
+void kg_decode_set_max_depth(unsigned depth);
 
 /* Formats an address of a flow key ("192.0.2.1", "2001:db8::1"); buf must
  * hold 46 bytes. Returns buf. */

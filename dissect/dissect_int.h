@@ -7,7 +7,8 @@
 
 #include "dissect/dissect.h"
 
-#define KG_DECODE_MAX_DEPTH 8 /* nested encapsulations followed before giving up */
+#define KG_DECODE_MAX_DEPTH 8        /* default: nested encapsulations followed (decoder.max_depth) */
+#define KG_DECODE_MAX_DEPTH_LIMIT 16 /* the most decoder.max_depth may ask for */
 
 enum kg_decode_result {
     KG_DECODE_OK = 0,       /* innermost IP header found */
@@ -36,6 +37,7 @@ struct kg_decoded {
     uint16_t vlan[KG_MAX_VLAN];
     uint8_t nvlan;
     uint8_t tunnels;         /* encapsulations traversed */
+    bool too_deep;           /* a further encapsulation was not followed (decoder.max_depth) */
 };
 
 /* Decodes link layer, VLAN/MPLS/PPPoE, IP tunnels (IPIP, 6in4, GRE, ERSPAN

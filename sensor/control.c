@@ -156,6 +156,7 @@ static const struct {
     {"decoder", "bad_l3", DS(decode_bad_l3)},
     {"decoder", "not_ip", DS(decode_not_ip)},
     {"decoder", "tunnelled", DS(decode_tunnels)},
+    {"decoder", "too_deep", DS(decode_too_deep)},
     {"decoder", "span_duplicates", DS(decode_duplicates)},
     {"defrag", "fragments", DS(decode_fragments)},
     {"defrag", "reassembled", DS(reassembled)},

@@ -242,6 +242,7 @@ int main(int argc, char **argv)
         return 1;
     }
     kg_log_set_level(level_of(cfg.log_level));
+    kg_decode_set_max_depth(cfg.decoder_max_depth);
     if (dump) {
         kg_config_dump(&cfg, stdout);
         kg_config_free(&cfg);

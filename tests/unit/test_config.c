@@ -169,6 +169,7 @@ static bool cfg_equal(const struct kg_config *a, const struct kg_config *b)
     NUM_EQ(batch_packets);
     NUM_EQ(alert_queue);
     NUM_EQ(stats_interval);
+    NUM_EQ(decoder_max_depth);
     NUM_EQ(events_dns);
     NUM_EQ(events_tls);
     NUM_EQ(events_http);
@@ -322,6 +323,7 @@ static void test_key_names(void)
         "flow.udp_timeout",
         "flow.other_timeout",
         "flow.vlan_in_key",
+        "decoder.max_depth",
         "defrag.max_mb",
         "defrag.timeout",
         "pipeline.ring_size",
@@ -403,6 +405,7 @@ static void test_full_file(void)
     CHECK_EQ_INT(cfg.batch_packets, 32);
     CHECK_EQ_INT(cfg.alert_queue, 65536);
     CHECK_EQ_INT(cfg.stats_interval, 300);
+    CHECK_EQ_INT(cfg.decoder_max_depth, 4);
     CHECK_EQ_INT(cfg.stats_outputs.count, 1);
     if (cfg.stats_outputs.count == 1) CHECK_EQ_STR(cfg.stats_outputs.items[0], "redis://127.0.0.1:6379/kagami:stats");
     CHECK(cfg.events_dns);

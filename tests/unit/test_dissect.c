@@ -704,11 +704,43 @@ static void test_tls_out_of_order(void)
     kg_dissector_free(d);
 }
 
+/* decoder.max_depth: GRE in GRE with a limit of 1 stops at the first
+ * tunnel and flags the packet; with the default both are followed. */
+static void test_decode_max_depth(void)
+{
+    struct pb g = {.n = 0};
+    eth(&g, NULL, 0, 0x0800);
+    size_t o = ip4(&g, "192.0.2.1", "192.0.2.2", 47, 0);
+    put16(&g, 0);
+    put16(&g, 0x0800);
+    size_t m = ip4(&g, "198.51.100.1", "198.51.100.2", 47, 0);
+    put16(&g, 0);
+    put16(&g, 0x0800);
+    size_t i = ip4(&g, "10.9.9.9", "10.9.9.8", 17, 0);
+    udp(&g, 1000, 53, dns_query_www_example_com, sizeof(dns_query_www_example_com));
+    fix4(&g, i);
+    fix4(&g, m);
+    fix4(&g, o);
+    struct kg_packet k = pkt_of(&g, 1);
+    struct kg_decoded d;
+    kg_decode_set_max_depth(1);
+    CHECK_EQ_INT(kg_decode(&k, &d), KG_DECODE_OK);
+    CHECK_EQ_INT(d.tunnels, 1);
+    CHECK(d.too_deep);
+    CHECK_EQ_INT(d.proto, 47); /* dissected at the last layer followed: the inner GRE */
+    kg_decode_set_max_depth(8);
+    CHECK_EQ_INT(kg_decode(&k, &d), KG_DECODE_OK);
+    CHECK_EQ_INT(d.tunnels, 2);
+    CHECK(!d.too_deep);
+    CHECK_EQ_INT(d.dport, 53);
+}
+
 int main(void)
 {
     KG_TEST_RUN(test_decode_basic);
     KG_TEST_RUN(test_decode_ipv6_tcp_and_errors);
     KG_TEST_RUN(test_decode_tunnels);
+    KG_TEST_RUN(test_decode_max_depth);
     KG_TEST_RUN(test_flow_hash_symmetry);
     KG_TEST_RUN(test_dissector_dns_and_flows);
     KG_TEST_RUN(test_flow_table_bounded);

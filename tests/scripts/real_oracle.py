@@ -44,37 +44,20 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
-SKIP_RC = 77
-ORACLE_COLUMNS = ["pcap", "kind", "value", "src_ip", "src_port", "dst_ip", "dst_port",
-                  "ip_proto", "first_frame", "count", "note"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oracle_common import (ORACLE_COLUMNS, PROTO_NUMBERS, SANITIZER_MARKERS, Run,  # noqa: E402
+                           add_common_args, is_escaped, norm_ip, rate)
+
 KIND_WHERE = {"sni": "tls.sni", "dns_query": "dns.query"}
-PROTO_NUMBERS = {"ICMP": 1, "TCP": 6, "UDP": 17, "GRE": 47, "ESP": 50, "ICMPV6": 58,
-                 "IPV6-ICMP": 58, "SCTP": 132}
-CAPTURE_EXTENSIONS = (".pcap", ".pcapng", ".cap")
-SANITIZER_MARKERS = ("runtime error:", "AddressSanitizer", "LeakSanitizer",
-                     "ThreadSanitizer", "UndefinedBehaviorSanitizer")
 
-
-def default_real_dir():
-    # <source dir>/tests/scripts/real_oracle.py -> <source dir>/../shared/pcaps/real
-    src = os.environ.get("KG_SOURCE_DIR") or os.path.dirname(os.path.dirname(
-        os.path.dirname(os.path.abspath(__file__))))
-    return os.path.normpath(os.path.join(src, "..", "shared", "pcaps", "real"))
 
 
 def norm_name(s):
     s = s.lower()
     return s[:-1] if s.endswith(".") else s
 
-
-def norm_ip(s):
-    try:
-        return str(ipaddress.ip_address(s))
-    except ValueError:
-        return s
 
 
 def norm_port(p):
@@ -93,15 +76,6 @@ def norm_proto(p):
         return PROTO_NUMBERS.get(p.upper())
     return None
 
-
-def is_escaped(value):
-    """True when tshark did not print the value verbatim: its escaped form
-    (U+FFFD for invalid UTF-8, a backslash escape for control bytes) or one
-    of its placeholders such as "<Unknown extended label>" (angle brackets
-    are not valid in a host name)."""
-    if value.startswith("<") and value.endswith(">"):
-        return True
-    return any(c == "\ufffd" or ord(c) < 0x20 or ord(c) == 0x7f or c == "\\" for c in value)
 
 
 def printable(value):
@@ -258,49 +232,20 @@ def alert_keys(alert):
     yield (where, norm_name(seen), b, a, proto)
 
 
-def rate(found, total):
-    return 100.0 * found / total if total else 100.0
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kagami", required=True, help="path of the kagami binary")
-    ap.add_argument("--real-dir", default=None,
-                    help="capture directory with ORACLE.tsv (default: <source>/../shared/pcaps/real)")
-    ap.add_argument("--jobs", type=int, default=2, help="captures run in parallel (default 2)")
-    ap.add_argument("--workers", type=int, default=2, help="kagami --workers (default 2)")
+    add_common_args(ap)
     ap.add_argument("--threshold", type=float, default=95.0,
                     help="minimum found rate in %% over non-encap rows (default 95)")
-    ap.add_argument("--timeout", type=int, default=120, help="per-capture timeout in seconds")
-    ap.add_argument("--keep", metavar="DIR", help="write feed and outputs to DIR and keep them")
     args = ap.parse_args()
 
-    real_dir = args.real_dir or default_real_dir()
-    if not os.path.isdir(real_dir):
-        print("SKIP: ../shared/pcaps/real not found (the real-capture set is not shipped "
-              "with the repository)")
-        return SKIP_RC
-    oracle_path = os.path.join(real_dir, "ORACLE.tsv")
-    if not os.path.isfile(oracle_path):
-        print("FAIL: %s has no ORACLE.tsv" % real_dir)
-        return 1
-    if not (os.path.isfile(args.kagami) and os.access(args.kagami, os.X_OK)):
-        print("FAIL: kagami binary not found or not executable: %s" % args.kagami)
-        return 1
-
+    run = Run(args, "kg-real-")
+    if run.rc is not None:
+        return run.rc
+    # `run` keeps the temporary work directory alive until main() returns.
+    real_dir, oracle_path, captures, workdir = run.real_dir, run.oracle_path, run.captures, run.workdir
     rows = load_oracle(oracle_path)
-    captures = sorted(f for f in os.listdir(real_dir) if f.lower().endswith(CAPTURE_EXTENSIONS))
-    if not captures:
-        print("FAIL: no capture in %s" % real_dir)
-        return 1
-
-    tmp = None
-    if args.keep:
-        os.makedirs(args.keep, exist_ok=True)
-        workdir = args.keep
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="kg-real-")
-        workdir = tmp.name
     feed = os.path.join(workdir, "oracle.intel")
     nind = write_feed(rows, feed)
     print("feed: %d Intel::DOMAIN indicators from %d sni/dns_query rows of %s"

@@ -130,9 +130,20 @@ const char *kg_ind_set_strdup(struct kg_indicator_set *s, const char *p, size_t 
 
 #define KG_IND_VCHUNK_SIZE (256u * 1024u)
 #define KG_IND_VCHUNK_MAX 65536u
+#define KG_IND_VCHUNKS_PER_REGION 8u
 
+/*
+ * A value record, what a slot of an exact-key table references. For the
+ * types whose key is text (DOMAIN, URL, JA4, SOFTWARE) it holds the
+ * normalised key, so a tag match is confirmed with memcmp, and aux is the
+ * URL's host length; the listed value is the same bytes when the feed wrote
+ * the key already normalised (the usual case), otherwise a separate copy.
+ * For the digest types it holds the listed value (the key is in the table).
+ */
 struct vrec {
-    uint32_t id, len;
+    uint32_t id;
+    uint16_t len; /* bytes in value, at most KG_IND_VALUE_MAX */
+    uint16_t aux; /* URL: host length of the key */
     char value[]; /* NUL-terminated */
 };
 
@@ -141,10 +152,18 @@ static inline const struct vrec *rec_at(const struct kg_indicator_set *s, uint32
     return (const struct vrec *)(s->vchunks[ref >> 16] + (size_t)(ref & 0xffffu) * 4);
 }
 
+/* Does the type's record hold the normalised key? */
+static inline bool rec_is_key(enum kg_ind_type type)
+{
+    return type == KG_IND_DOMAIN || type == KG_IND_URL || type == KG_IND_JA4 || type == KG_IND_SOFTWARE;
+}
+
 /* Stores a value record; returns its reference, or KG_IND_NONE when 16 GiB
  * of values are used up. len is at most KG_IND_VALUE_MAX (normalise). */
-static uint32_t vrec_add(struct kg_indicator_set *s, uint32_t id, const char *v, size_t len, const char **stored)
+static uint32_t vrec_add(struct kg_indicator_set *s, uint32_t id, const char *v, size_t len, uint16_t aux,
+                         const char **stored)
 {
+    _Static_assert(KG_IND_VALUE_MAX + KG_IND_NAME_MAX < 65536, "record lengths are 16-bit");
     size_t need = (sizeof(struct vrec) + len + 1 + 3) & ~(size_t)3;
     if (!s->nvchunks || KG_IND_VCHUNK_SIZE - s->vused < need) {
         if (s->nvchunks == KG_IND_VCHUNK_MAX) return KG_IND_NONE;
@@ -152,13 +171,22 @@ static uint32_t vrec_add(struct kg_indicator_set *s, uint32_t id, const char *v,
             s->vchunks_cap = s->vchunks_cap ? s->vchunks_cap * 2 : 16;
             s->vchunks = kg_xrealloc(s->vchunks, s->vchunks_cap * sizeof(*s->vchunks));
         }
-        s->vchunks[s->nvchunks++] = kg_xmalloc(KG_IND_VCHUNK_SIZE);
+        /* Chunks are carved from 2 MiB regions backed by a transparent huge
+         * page where the kernel allows (hits read records at random: see
+         * table_alloc in indicators_index.c). Region k holds chunks
+         * k*8..k*8+7; only the last region can be partly unused. */
+        uint32_t c = s->nvchunks++;
+        if (c % KG_IND_VCHUNKS_PER_REGION == 0)
+            s->vchunks[c] = kg_ind_table_alloc(KG_IND_VCHUNK_SIZE * KG_IND_VCHUNKS_PER_REGION);
+        else
+            s->vchunks[c] = s->vchunks[c - 1] + KG_IND_VCHUNK_SIZE;
         s->vused = 0;
     }
     uint32_t ref = (s->nvchunks - 1) << 16 | (uint32_t)(s->vused / 4);
     struct vrec *r = (struct vrec *)(s->vchunks[s->nvchunks - 1] + s->vused);
     r->id = id;
-    r->len = (uint32_t)len;
+    r->len = (uint16_t)len;
+    r->aux = aux;
     memcpy(r->value, v, len);
     r->value[len] = '\0';
     s->vused += need;
@@ -201,7 +229,7 @@ void kg_indicator_set_free(struct kg_indicator_set *s)
     kg_ind_htab_free(&s->src_tab);
     arena_free(s->arena);
     arena_free(s->sarena);
-    for (uint32_t i = 0; i < s->nvchunks; i++)
+    for (uint32_t i = 0; i < s->nvchunks; i += KG_IND_VCHUNKS_PER_REGION)
         free(s->vchunks[i]);
     free(s->vchunks);
     kg_buf_free(&s->scratch);
@@ -211,6 +239,8 @@ void kg_indicator_set_free(struct kg_indicator_set *s)
     free(s->inds);
     free(s);
 }
+
+static void build_filters(struct kg_indicator_set *s);
 
 void kg_indicator_set_finalize(struct kg_indicator_set *s)
 {
@@ -226,6 +256,7 @@ void kg_indicator_set_finalize(struct kg_indicator_set *s)
         memset(s->parent, 0xff, s->n * sizeof(*s->parent));
     }
     kg_ind_v4_build(&s->v4, s->parent);
+    build_filters(s);
     kg_ind_htab_free(&s->src_tab);
     kg_buf_free(&s->scratch);
     kg_buf_free(&s->rescratch);
@@ -685,79 +716,53 @@ static uint64_t key_hash(const struct kg_indicator_set *s, enum kg_ind_type type
     }
 }
 
-/* Does the indicator's listed value normalise to the key (a, an) — for a
- * URL the host a and the path b? Runs on a tag match only, i.e. on hits. */
-static bool value_eq(enum kg_ind_type type, const struct vrec *r, const char *a, size_t an, const char *b,
-                     size_t bn)
+/* Is the record's key (a, an) — for a URL the host a and the path b? Runs
+ * on a tag match only, i.e. on hits. */
+static inline bool key_eq(const struct vrec *r, enum kg_ind_type type, const char *a, size_t an, const char *b,
+                          size_t bn)
 {
-    const char *v = r->value;
-    size_t n = r->len;
-    switch (type) {
-    case KG_IND_DOMAIN:
-        if (n >= 2 && v[0] == '*' && v[1] == '.') {
-            v += 2;
-            n -= 2;
+    if (r->len != an + bn || memcmp(r->value, a, an) != 0) return false;
+    if (type == KG_IND_URL) return r->aux == an && memcmp(r->value + an, b, bn) == 0;
+    return true;
+}
+
+/* Probe of a table with inline keys (the digest types): the exact
+ * comparison, and the id, without reading the value record. */
+static inline uint32_t find_inline_key(const struct kg_ind_htab *t, uint64_t h, const char *a, size_t an)
+{
+    if (!kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
+    uint32_t pos = kg_ind_htab_start(t, h), ref;
+    while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
+        const uint8_t *k = kg_ind_htab_key(t, (pos - 1) & t->mask);
+        if (k[0] == an + 4 && memcmp(k + 5, a, an) == 0) {
+            uint32_t id;
+            memcpy(&id, k + 1, 4);
+            return id;
         }
-        if (n > 0 && v[n - 1] == '.') n--;
-        if (n != an) return false;
-        for (size_t i = 0; i < n; i++)
-            if (lower_ascii(v[i]) != a[i]) return false;
-        return true;
-    case KG_IND_URL: {
-        struct url_parts u;
-        url_split(v, n, &u);
-        if (u.host_len != an) return false;
-        for (size_t i = 0; i < an; i++)
-            if (lower_ascii(u.host[i]) != a[i]) return false;
-        if (u.slash) {
-            if (bn != u.path_len + 1 || b[0] != '/') return false;
-            b++;
-            bn--;
-        }
-        return bn == u.path_len && memcmp(b, u.path, bn) == 0;
     }
-    case KG_IND_CERT_HASH:
-    case KG_IND_JA3:
-    case KG_IND_FILE_HASH: {
-        uint8_t d[32];
-        size_t dl = digest_decode(d, v, n, type == KG_IND_CERT_HASH);
-        return dl == an && memcmp(d, a, an) == 0;
+    return KG_IND_NONE;
+}
+
+/* Probe of a table whose records hold the key (DOMAIN, URL, JA4, SOFTWARE). */
+static inline uint32_t find_rec_key(const struct kg_indicator_set *s, enum kg_ind_type type, uint64_t h,
+                                    const char *a, size_t an, const char *b, size_t bn)
+{
+    const struct kg_ind_htab *t = &s->tabs[type];
+    if (!kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
+    uint32_t pos = kg_ind_htab_start(t, h), ref;
+    while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
+        const struct vrec *r = rec_at(s, ref);
+        if (key_eq(r, type, a, an, b, bn)) return r->id;
     }
-    case KG_IND_JA4:
-        if (n != an) return false;
-        for (size_t i = 0; i < n; i++)
-            if (lower_ascii(v[i]) != a[i]) return false;
-        return true;
-    case KG_IND_SOFTWARE:
-        return n == an && memcmp(v, a, n) == 0;
-    default:
-        return false;
-    }
+    return KG_IND_NONE;
 }
 
 static uint32_t find_key(const struct kg_indicator_set *s, enum kg_ind_type type, uint64_t h, const char *a,
                          size_t an, const char *b, size_t bn)
 {
     const struct kg_ind_htab *t = &s->tabs[type];
-    uint32_t pos = kg_ind_htab_start(t, h), ref;
-    if (t->keys) {
-        /* Inline [length][id][key]: the exact comparison, and the id,
-         * without reading the value record. */
-        while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
-            const uint8_t *k = kg_ind_htab_key(t, (pos - 1) & t->mask);
-            if (k[0] == an + 4 && memcmp(k + 5, a, an) == 0) {
-                uint32_t id;
-                memcpy(&id, k + 1, 4);
-                return id;
-            }
-        }
-        return KG_IND_NONE;
-    }
-    while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
-        const struct vrec *r = rec_at(s, ref);
-        if (value_eq(type, r, a, an, b, bn)) return r->id;
-    }
-    return KG_IND_NONE;
+    if (t->keys) return find_inline_key(t, h, a, an);
+    return find_rec_key(s, type, h, a, an, b, bn);
 }
 
 /* find_key for a normalised value (duplicate detection). */
@@ -782,8 +787,26 @@ static uint64_t rehash_indicator(const void *ctx, uint32_t tag, uint32_t ref)
     const struct rehash_ctx *c = ctx;
     const struct vrec *r = rec_at(c->s, ref);
     struct norm nv;
-    if (normalise(&c->s->rescratch, c->type, r->value, r->len, &nv, NULL) < 0) abort(); /* it was accepted */
+    if (rec_is_key(c->type)) {
+        memset(&nv, 0, sizeof(nv));
+        nv.key = (const uint8_t *)r->value;
+        nv.key_len = r->len;
+        nv.host_len = r->aux;
+    } else if (normalise(&c->s->rescratch, c->type, r->value, r->len, &nv, NULL) < 0) {
+        abort(); /* it was accepted */
+    }
     return key_hash(c->s, c->type, &nv);
+}
+
+/* The lookup filters of the tables (indicators_int.h), once they are complete. */
+static void build_filters(struct kg_indicator_set *s)
+{
+    kg_ind_v6_build_filters(&s->v6, s->seed);
+    for (unsigned type = 0; type < KG_IND_TYPE_COUNT; type++) {
+        if (type == KG_IND_ADDR || type == KG_IND_SUBNET) continue;
+        struct rehash_ctx rctx = {s, (enum kg_ind_type)type};
+        kg_ind_htab_build_filter(&s->tabs[type], rehash_indicator, &rctx);
+    }
 }
 
 /* The indicator with the same type class and normalised key, or KG_IND_NONE.
@@ -886,7 +909,16 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
     if (in->type == KG_IND_ADDR || in->type == KG_IND_SUBNET) {
         ind->value = kg_ind_set_strdup(s, in->value, in->value_len);
     } else {
-        ref = vrec_add(s, id, in->value, in->value_len, &ind->value);
+        if (rec_is_key(in->type)) {
+            const char *key;
+            ref = vrec_add(s, id, (const char *)nv.key, nv.key_len, (uint16_t)nv.host_len, &key);
+            if (ref != KG_IND_NONE) {
+                bool same = nv.key_len == in->value_len && memcmp(key, in->value, nv.key_len) == 0;
+                ind->value = same ? key : kg_ind_set_strdup(s, in->value, in->value_len);
+            }
+        } else {
+            ref = vrec_add(s, id, in->value, in->value_len, 0, &ind->value);
+        }
         if (ref == KG_IND_NONE) return kg_err_set(err, KG_ERR_FULL, "too many indicator values (16 GiB)");
     }
     uint32_t src = source_index(s, in->source ? in->source : "");
@@ -1072,16 +1104,37 @@ const struct kg_indicator *kg_indicator_match_addr(const struct kg_indicator_set
 #define KG_LK_MAX_PROBES 128 /* a domain window of <= 254 bytes has <= 127 suffixes */
 
 struct lookup {
+    /* What a lookup always reads first, in one cache line. */
     enum kg_ind_type type; /* the table probed */
     unsigned n;            /* probes; 0: nothing can match */
+    size_t win;            /* DOMAIN: window length */
+    const char *k, *b;     /* key; URL: host and path */
+    size_t kn, bn;
     uint64_t h[KG_LK_MAX_PROBES];
     uint16_t start[KG_LK_MAX_PROBES]; /* DOMAIN: suffix start in buf */
-    size_t win;                       /* DOMAIN: window length */
-    const char *k, *b;                /* key; URL: host and path */
-    size_t kn, bn;
-    char buf[KG_IND_NAME_MAX];  /* lower-cased window, host, digest or JA4 */
-    char pbuf[KG_IND_NAME_MAX]; /* URL: "/" + a query-only request target */
+    char buf[KG_IND_NAME_MAX];        /* lower-cased window, host, digest or JA4 */
+    char pbuf[KG_IND_NAME_MAX];       /* URL: "/" + a query-only request target */
 };
+
+/* Eight bytes at once (SWAR): ASCII upper case to lower case, every other
+ * byte unchanged. */
+static inline uint64_t swar_lower(uint64_t x)
+{
+    const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full, hi = 0x8080808080808080ull;
+    uint64_t h = x & lo7;
+    uint64_t ge_a = h + 0x3f3f3f3f3f3f3f3full; /* bit 7 set where h >= 'A' */
+    uint64_t gt_z = h + 0x2525252525252525ull; /* bit 7 set where h > 'Z' */
+    uint64_t upper = ge_a & ~gt_z & ~x & hi;   /* and the byte is ASCII */
+    return x | (upper >> 2);                   /* 0x80 >> 2 = 0x20 */
+}
+
+/* Bit 7 of each byte of the result is set exactly where x has the byte c. */
+static inline uint64_t swar_eq(uint64_t x, uint8_t c)
+{
+    const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
+    uint64_t v = x ^ (0x0101010101010101ull * c);
+    return ~(((v & lo7) + lo7) | v | lo7);
+}
 
 static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t len, struct lookup *lk)
 {
@@ -1093,53 +1146,103 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
     if (!name || t->count == 0) return;
     if (len > 0 && name[len - 1] == '.') len--;
     if (len == 0 || len > KG_IND_NAME_MAX) return;
+    /* Locals: the stores into *lk below could alias *s for the compiler,
+     * which would then reload every field of it in the loops. */
+    const size_t max_len = s->domain_max_len;
+    const uint64_t label_counts = s->domain_labels;
 
-    /* Only the last domain_max_len bytes can be part of a match, plus the
-     * byte before them to see whether a label boundary is there: lower-case
-     * just that window. */
+    /* Only the last max_len bytes can be part of a match, plus the byte
+     * before them to see whether a label boundary is there: lower-case just
+     * that window, eight bytes at a time, and note where its dots are (bit 7
+     * of byte j of dots[k] for buf[8k + j]). buf has room for the padding of
+     * the last word, which kg_ind_label_fold() reads. */
     char *buf = lk->buf;
-    size_t win = KG_MIN(len, s->domain_max_len + 1);
+    const size_t win = KG_MIN(len, max_len + 1);
     const char *src = name + (len - win);
-    for (size_t i = 0; i < win; i++)
-        buf[i] = lower_ascii(src[i]);
+    uint64_t dots[(KG_IND_DOMAIN_MAX + 1 + 7) / 8];
+    uint64_t backslashes = 0;
+    const size_t full = win / 8, tail = win % 8;
+    for (size_t k = 0; k < full; k++) {
+        uint64_t w;
+        memcpy(&w, src + 8 * k, 8);
+        w = swar_lower(le64toh(w));
+        dots[k] = swar_eq(w, '.');
+        backslashes |= swar_eq(w, '\\');
+        w = htole64(w);
+        memcpy(buf + 8 * k, &w, 8);
+    }
+    if (tail) {
+        uint64_t w = 0;
+        if (len >= 8) {
+            /* Loaded as the name's last eight bytes, shifted: a byte-wise
+             * copy into w would stall the load on the partial stores. */
+            memcpy(&w, name + len - 8, 8);
+            w = le64toh(w) >> (8 * (8 - tail));
+        } else {
+            for (size_t j = 0; j < tail; j++)
+                w |= (uint64_t)(uint8_t)src[8 * full + j] << (8 * j);
+        }
+        w = swar_lower(w);
+        dots[full] = swar_eq(w, '.');
+        backslashes |= swar_eq(w, '\\'); /* the padding is zeros */
+        w = htole64(w);
+        memcpy(buf + 8 * full, &w, 8);
+    }
     lk->win = win;
 
     /* The suffixes that start on a label boundary, shortest first, each hash
-     * folded from the previous one (kg_ind_domain_hash's order); their slots
-     * are prefetched, so the probes wait for memory about once rather than
-     * once per label. */
-    uint64_t h = s->seed;
-    size_t end = win; /* end of the label to fold next, in buf */
-    unsigned labels = 0; /* of the current suffix */
-    /* Past the most labels of any key no suffix can match (bit 63 stands
-     * for 64 and more: no bound then). */
-    const unsigned max_labels =
-        s->domain_labels >> 63 ? UINT_MAX : 64u - (unsigned)__builtin_clzll(s->domain_labels | 1);
-    /* DNS names come in presentation form, where a '.' inside a label is
+     * folded from the previous one (kg_ind_domain_hash's order). Past the
+     * most labels of any key no suffix can match (bit 63 stands for 64 and
+     * more: no bound then); a suffix longer than max_len cannot match either.
+     * DNS names come in presentation form, where a '.' inside a label is
      * written "\." (dissect_parsers.h): such a dot is not a label boundary.
      * Whether a dot is escaped depends on the backslashes before it in the
-     * whole name, so they are counted there; names without a backslash
-     * (nearly all) skip the count. */
-    const bool escapes = memchr(name, '\\', len) != NULL;
-    for (size_t i = win; i-- > 0;) {
-        /* At i == 0 the suffix is the whole window; if the window is not the
-         * whole name it is longer than any indicator and stops the walk. */
-        if (i > 0 && buf[i - 1] != '.') continue;
-        if (i > 0 && escapes) {
-            size_t pos = len - win + i - 1, bs = 0; /* index of the dot in name */
-            while (pos > bs && name[pos - bs - 1] == '\\') bs++;
-            if (bs % 2) continue;
+     * whole name, so they are counted there; names without a backslash in
+     * the window or just before it (nearly all) skip the count. */
+    const unsigned max_labels = label_counts >> 63 ? UINT_MAX : 64u - (unsigned)__builtin_clzll(label_counts | 1);
+    const bool escapes = backslashes || (win < len && src[-1] == '\\');
+    const size_t min_start = win > max_len ? win - max_len : 0;
+    uint64_t h = s->seed;
+    size_t end = win;    /* end of the label to fold next, in buf */
+    unsigned labels = 0; /* of the current suffix */
+    unsigned n = 0;
+    size_t k = (win + 7) / 8;
+    uint64_t m = dots[k - 1];
+    for (;;) {
+        /* Next boundary to the left: after the dot at `pos`, or the start
+         * of the window (i == 0), which, if the window is not the whole
+         * name, is longer than any indicator and stops the walk. */
+        size_t i;
+        while (m == 0 && k > 1)
+            m = dots[--k - 1];
+        if (m) {
+            unsigned bit = 63u - (unsigned)__builtin_clzll(m);
+            m &= ~(1ull << bit);
+            size_t pos = 8 * (k - 1) + bit / 8;
+            if (escapes) {
+                size_t at = len - win + pos, bs = 0; /* index of the dot in name */
+                while (at > bs && name[at - bs - 1] == '\\')
+                    bs++;
+                if (bs % 2) continue;
+            }
+            i = pos + 1;
+        } else {
+            i = 0;
         }
-        if (win - i > s->domain_max_len || lk->n == KG_LK_MAX_PROBES || ++labels > max_labels) break;
-        h = kg_ind_hash(buf + i, end - i, h);
-        end = i ? i - 1 : 0;
+        if (i < min_start || n == KG_LK_MAX_PROBES || ++labels > max_labels) break;
+        h = kg_ind_label_fold(buf + i, end - i, h);
         /* The hash chain needs every suffix; the probe only those whose
          * label count some key has. */
-        if (!(s->domain_labels >> (KG_MIN(labels, 64u) - 1) & 1)) continue;
-        lk->h[lk->n] = h;
-        lk->start[lk->n++] = (uint16_t)i;
-        kg_ind_htab_prefetch(t, h);
+        if (label_counts >> (KG_MIN(labels, 64u) - 1) & 1) {
+            uint64_t ph = kg_ind_hash_final(h);
+            lk->h[n] = ph;
+            lk->start[n++] = (uint16_t)i;
+            kg_ind_filter_prefetch(&t->filter, ph);
+        }
+        if (i == 0) break;
+        end = i - 1;
     }
+    lk->n = n;
 }
 
 static void lk_url(const struct kg_indicator_set *s, const char *host, size_t host_len, const char *uri,
@@ -1185,7 +1288,7 @@ static void lk_url(const struct kg_indicator_set *s, const char *host, size_t ho
     lk->bn = uri_len;
     lk->h[0] = url_hash(s->seed, lk->buf, host_len, uri, uri_len);
     lk->n = 1;
-    kg_ind_htab_prefetch(&s->tabs[KG_IND_URL], lk->h[0]);
+    kg_ind_filter_prefetch(&(&s->tabs[KG_IND_URL])->filter, lk->h[0]);
 }
 
 static void lk_hash(const struct kg_indicator_set *s, enum kg_ind_type type, const char *hex, size_t len,
@@ -1217,7 +1320,7 @@ static void lk_hash(const struct kg_indicator_set *s, enum kg_ind_type type, con
     lk->bn = 0;
     lk->h[0] = kg_ind_hash(lk->k, lk->kn, s->seed + (uint64_t)type);
     lk->n = 1;
-    kg_ind_htab_prefetch(&s->tabs[type], lk->h[0]);
+    kg_ind_filter_prefetch(&(&s->tabs[type])->filter, lk->h[0]);
 }
 
 static void lk_software(const struct kg_indicator_set *s, const char *ua, size_t len, struct lookup *lk)
@@ -1234,7 +1337,7 @@ static void lk_software(const struct kg_indicator_set *s, const char *ua, size_t
     lk->bn = 0;
     lk->h[0] = kg_ind_hash(ua, len, s->seed + (uint64_t)KG_IND_SOFTWARE);
     lk->n = 1;
-    kg_ind_htab_prefetch(&s->tabs[KG_IND_SOFTWARE], lk->h[0]);
+    kg_ind_filter_prefetch(&(&s->tabs[KG_IND_SOFTWARE])->filter, lk->h[0]);
 }
 
 /* Probes, longest domain suffix first; the first valid match is the most
@@ -1245,7 +1348,8 @@ static const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, co
     for (unsigned k = lk->n; k-- > 0;) {
         uint32_t id;
         if (lk->type == KG_IND_DOMAIN)
-            id = find_key(s, KG_IND_DOMAIN, lk->h[k], lk->buf + lk->start[k], lk->win - lk->start[k], NULL, 0);
+            id = find_rec_key(s, KG_IND_DOMAIN, lk->h[k], lk->buf + lk->start[k], lk->win - lk->start[k], NULL,
+                              0);
         else
             id = find_key(s, lk->type, lk->h[k], lk->k, lk->kn, lk->b, lk->bn);
         if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
@@ -1253,13 +1357,22 @@ static const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, co
     return NULL;
 }
 
-/* Batch stage: for each probe whose slot's tag matches, the value record
+/* The slots (and inline keys) of the probes the filter lets pass. */
+static void lk_prefetch_slots(const struct kg_indicator_set *s, const struct lookup *lk)
+{
+    const struct kg_ind_htab *t = &s->tabs[lk->type];
+    for (unsigned k = 0; k < lk->n; k++)
+        if (kg_ind_filter_test(&t->filter, lk->h[k])) kg_ind_htab_prefetch(t, lk->h[k]);
+}
+
+/* Batch stage 2: for each probe whose slot's tag matches, the value record
  * is fetched ahead of the confirmation. */
 static void lk_prefetch_candidates(const struct kg_indicator_set *s, const struct lookup *lk)
 {
     const struct kg_ind_htab *t = &s->tabs[lk->type];
     if (t->keys) return; /* confirmed from the inline keys, already fetched */
     for (unsigned k = 0; k < lk->n; k++) {
+        if (!kg_ind_filter_test(&t->filter, lk->h[k])) continue;
         uint32_t pos = kg_ind_htab_start(t, lk->h[k]);
         uint32_t ref = kg_ind_htab_next(t, kg_ind_tag(lk->h[k]), &pos);
         if (ref != KG_IND_NONE) __builtin_prefetch(rec_at(s, ref));
@@ -1272,6 +1385,7 @@ const struct kg_indicator *kg_indicator_match_domain(const struct kg_indicator_s
     if (!s) return NULL;
     struct lookup lk;
     lk_domain(s, name, len, &lk);
+    lk_prefetch_slots(s, &lk);
     return lk_finish(s, &lk, now_us);
 }
 
@@ -1282,6 +1396,7 @@ const struct kg_indicator *kg_indicator_match_url(const struct kg_indicator_set 
     if (!s) return NULL;
     struct lookup lk;
     lk_url(s, host, host_len, uri, uri_len, &lk);
+    lk_prefetch_slots(s, &lk);
     return lk_finish(s, &lk, now_us);
 }
 
@@ -1291,6 +1406,7 @@ const struct kg_indicator *kg_indicator_match_hash(const struct kg_indicator_set
     if (!s) return NULL;
     struct lookup lk;
     lk_hash(s, type, hex, len, &lk);
+    lk_prefetch_slots(s, &lk);
     return lk_finish(s, &lk, now_us);
 }
 
@@ -1300,6 +1416,7 @@ const struct kg_indicator *kg_indicator_match_software(const struct kg_indicator
     if (!s) return NULL;
     struct lookup lk;
     lk_software(s, ua, len, &lk);
+    lk_prefetch_slots(s, &lk);
     return lk_finish(s, &lk, now_us);
 }
 
@@ -1324,7 +1441,50 @@ static void addr_prefetch(const struct kg_indicator_set *s, const struct kg_indi
     }
 }
 
+/*
+ * The batch works in groups of KG_BATCH_GROUP lookups, four groups in
+ * flight, one stage each: while group g is prepared (stage 1: key, hashes,
+ * prefetch of the filter words), group g - 1 has its filters tested and the
+ * slots that pass prefetched (stage 2), group g - 2 its slots read and the
+ * value records their tags point at prefetched (stage 3), and group g - 3
+ * is finished (stage 4). A group's worth of work separates every prefetch
+ * from the read that needs it, so the lookups' memory accesses overlap
+ * instead of adding up.
+ */
 #define KG_BATCH_GROUP 16
+#define KG_BATCH_STAGES 4
+
+static void batch_prepare(const struct kg_indicator_set *s, const struct kg_indicator_query *x, struct lookup *lk)
+{
+    lk->n = 0;
+    switch (x->type) {
+    case KG_IND_ADDR:
+    case KG_IND_SUBNET:
+        if (!x->value) break;
+        if (x->family == 4)
+            addr_prefetch(s, x); /* IPv4 has no filter */
+        else if (x->family == 6)
+            kg_ind_v6_prefetch_filters(&s->v6, x->value, s->seed);
+        break;
+    case KG_IND_DOMAIN:
+        lk_domain(s, x->value, x->len, lk);
+        break;
+    case KG_IND_URL:
+        lk_url(s, x->value, x->len, x->uri, x->uri_len, lk);
+        break;
+    case KG_IND_SOFTWARE:
+        lk_software(s, x->value, x->len, lk);
+        break;
+    default:
+        lk_hash(s, x->type, x->value, x->len, lk);
+        break;
+    }
+}
+
+static inline bool is_addr_query(const struct kg_indicator_query *x)
+{
+    return x->type == KG_IND_ADDR || x->type == KG_IND_SUBNET;
+}
 
 void kg_indicator_match_batch(const struct kg_indicator_set *s, const struct kg_indicator_query *q, size_t n,
                               const struct kg_indicator **out, uint64_t now_us)
@@ -1335,42 +1495,37 @@ void kg_indicator_match_batch(const struct kg_indicator_set *s, const struct kg_
             out[i] = NULL;
         return;
     }
-    struct lookup lk[KG_BATCH_GROUP];
-    for (size_t base = 0; base < n; base += KG_BATCH_GROUP) {
-        size_t g = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
-        /* Stage 1: keys, hashes, slot prefetches. */
-        for (size_t i = 0; i < g; i++) {
-            const struct kg_indicator_query *x = &q[base + i];
-            lk[i].n = 0;
-            switch (x->type) {
-            case KG_IND_ADDR:
-            case KG_IND_SUBNET:
-                addr_prefetch(s, x);
-                break;
-            case KG_IND_DOMAIN:
-                lk_domain(s, x->value, x->len, &lk[i]);
-                break;
-            case KG_IND_URL:
-                lk_url(s, x->value, x->len, x->uri, x->uri_len, &lk[i]);
-                break;
-            case KG_IND_SOFTWARE:
-                lk_software(s, x->value, x->len, &lk[i]);
-                break;
-            default:
-                lk_hash(s, x->type, x->value, x->len, &lk[i]);
-                break;
+    struct lookup lk[KG_BATCH_STAGES][KG_BATCH_GROUP];
+    size_t ngroups = (n + KG_BATCH_GROUP - 1) / KG_BATCH_GROUP;
+    for (size_t g = 0; g < ngroups + KG_BATCH_STAGES - 1; g++) {
+        for (size_t st = 0; st < KG_BATCH_STAGES; st++) {
+            if (g < st || g - st >= ngroups) continue;
+            size_t gg = g - st, base = gg * KG_BATCH_GROUP, m = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
+            struct lookup *l = lk[gg % KG_BATCH_STAGES];
+            for (size_t i = 0; i < m; i++) {
+                const struct kg_indicator_query *x = &q[base + i];
+                switch (st) {
+                case 0:
+                    batch_prepare(s, x, &l[i]);
+                    break;
+                case 1:
+                    if (is_addr_query(x)) {
+                        if (x->family == 6 && x->value) kg_ind_v6_prefetch(&s->v6, x->value, s->seed);
+                    } else if (l[i].n) {
+                        lk_prefetch_slots(s, &l[i]);
+                    }
+                    break;
+                case 2:
+                    if (!is_addr_query(x) && l[i].n) lk_prefetch_candidates(s, &l[i]);
+                    break;
+                default:
+                    if (is_addr_query(x))
+                        out[base + i] = kg_indicator_match_addr(s, x->family, x->value, now_us);
+                    else
+                        out[base + i] = lk_finish(s, &l[i], now_us);
+                    break;
+                }
             }
-        }
-        /* Stage 2: the candidates' value records. */
-        for (size_t i = 0; i < g; i++)
-            if (lk[i].n) lk_prefetch_candidates(s, &lk[i]);
-        /* Stage 3: the lookups proper, on cached memory. */
-        for (size_t i = 0; i < g; i++) {
-            const struct kg_indicator_query *x = &q[base + i];
-            if (x->type == KG_IND_ADDR || x->type == KG_IND_SUBNET)
-                out[base + i] = kg_indicator_match_addr(s, x->family, x->value, now_us);
-            else
-                out[base + i] = lk_finish(s, &lk[i], now_us);
         }
     }
 }

@@ -13,20 +13,9 @@
 
 #include <endian.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
-/* xxHash64's primes (odd, with well-spread bits). */
-#define KG_IND_P1 0x9e3779b185ebca87ull
-#define KG_IND_P2 0xc2b2ae3d27d4eb4full
-
-static inline uint64_t rotl64(uint64_t x, int r)
-{
-    return (x << r) | (x >> (64 - r));
-}
-
-static inline uint64_t round64(uint64_t h, uint64_t w)
-{
-    return rotl64(h ^ (w * KG_IND_P2), 31) * KG_IND_P1;
-}
+#define round64 kg_ind_round64
 
 uint64_t kg_ind_hash(const void *data, size_t n, uint64_t seed)
 {
@@ -68,23 +57,80 @@ uint64_t kg_ind_hash32(uint32_t w, uint64_t seed)
 
 uint64_t kg_ind_domain_hash(const char *name, size_t len, uint64_t seed)
 {
+    /* kg_ind_label_fold reads whole words: work on a padded copy. */
+    char buf[KG_IND_DOMAIN_MAX + 8];
+    if (len > KG_IND_DOMAIN_MAX) abort(); /* caller's bug: norm_domain bounds keys */
+    memcpy(buf, name, len);
     uint64_t h = seed;
     size_t end = len;
     /* Labels right to left; the same fold kg_indicator_match_domain() does
      * while walking a name's suffixes. */
     for (size_t i = len; i-- > 0;) {
-        if (name[i] == '.') {
-            h = kg_ind_hash(name + i + 1, end - i - 1, h);
+        if (buf[i] == '.') {
+            h = kg_ind_label_fold(buf + i + 1, end - i - 1, h);
             end = i;
         }
     }
-    return kg_ind_hash(name, end, h);
+    return kg_ind_hash_final(kg_ind_label_fold(buf, end, h));
 }
 
 /* --- open-addressing table ---------------------------------------------------- */
 
+/*
+ * Storage for a slot or key array. Lookups read these at random, one cache
+ * line per probe, so at scale nearly every probe also misses the TLB; on a
+ * virtual machine a TLB miss walks two sets of page tables. Arrays of 2 MiB
+ * and more are therefore aligned to 2 MiB and offered to the kernel as
+ * transparent huge pages (MADV_HUGEPAGE; honoured when THP is "madvise" or
+ * "always", ignored when "never"). They are written whole right away, so a
+ * huge page never holds unused memory. Freed with free().
+ */
+#define KG_IND_HUGE ((size_t)2 << 20)
+
+void *kg_ind_table_alloc(size_t bytes)
+{
+    if (bytes < KG_IND_HUGE) return kg_xmalloc(bytes);
+    void *p = NULL;
+    size_t rounded = (bytes + KG_IND_HUGE - 1) & ~(KG_IND_HUGE - 1);
+    if (posix_memalign(&p, KG_IND_HUGE, rounded) != 0) return kg_xmalloc(bytes);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+void kg_ind_filter_init(struct kg_ind_filter *f, size_t count)
+{
+    kg_ind_filter_free(f);
+    if (count < KG_IND_FILTER_MIN) return;
+    /* At least 8 bits per key, in a power of two of 64-bit words. */
+    size_t words = 1;
+    while (words * 64 < count * 8)
+        words *= 2;
+    if (words > ((size_t)1 << 32)) words = (size_t)1 << 32;
+    f->words = kg_ind_table_alloc(words * sizeof(*f->words));
+    memset(f->words, 0, words * sizeof(*f->words));
+    f->mask = (uint32_t)(words - 1);
+}
+
+void kg_ind_filter_free(struct kg_ind_filter *f)
+{
+    free(f->words);
+    f->words = NULL;
+    f->mask = 0;
+}
+
+void kg_ind_htab_build_filter(struct kg_ind_htab *t, kg_ind_rehash_fn rehash, const void *ctx)
+{
+    kg_ind_filter_init(&t->filter, t->count);
+    if (!t->filter.words) return;
+    for (size_t i = 0; i <= t->mask; i++)
+        if (t->slots[i].id != KG_IND_NONE) kg_ind_filter_add(&t->filter, rehash(ctx, t->slots[i].tag, t->slots[i].id));
+}
+
 void kg_ind_htab_free(struct kg_ind_htab *t)
 {
+    kg_ind_filter_free(&t->filter);
     free(t->slots);
     free(t->keys);
     t->slots = NULL;
@@ -95,7 +141,7 @@ void kg_ind_htab_free(struct kg_ind_htab *t)
 
 static struct kg_ind_slot *slots_new(size_t n)
 {
-    struct kg_ind_slot *sl = kg_xmalloc(n * sizeof(*sl));
+    struct kg_ind_slot *sl = kg_ind_table_alloc(n * sizeof(*sl));
     for (size_t i = 0; i < n; i++)
         sl[i] = (struct kg_ind_slot){0, KG_IND_NONE};
     return sl;
@@ -127,7 +173,8 @@ void kg_ind_htab_insert(struct kg_ind_htab *t, uint64_t hash, uint32_t tag, uint
         size_t nsize = size ? size * 2 : 16;
         if (nsize > ((size_t)1 << 32)) abort(); /* unreachable: ids are 31-bit */
         struct kg_ind_slot *ns = slots_new(nsize);
-        uint8_t *nk = stride ? kg_xcalloc(nsize, stride) : NULL;
+        uint8_t *nk = stride ? kg_ind_table_alloc(nsize * stride) : NULL;
+        if (nk) memset(nk, 0, nsize * stride);
         /* A slot keeps only the tag, not the hash that chose its place: the
          * owner recomputes it (control plane, once per doubling). */
         for (size_t i = 0; i < size; i++) {
@@ -350,8 +397,10 @@ static inline uint64_t v6_hash(uint64_t hi, uint64_t lo, unsigned plen, uint64_t
 
 void kg_ind_v6_free(struct kg_ind_v6 *x)
 {
-    for (size_t i = 0; i < KG_ARRAY_LEN(x->tabs); i++)
+    for (size_t i = 0; i < KG_ARRAY_LEN(x->tabs); i++) {
         free(x->tabs[i].slots);
+        kg_ind_filter_free(&x->tabs[i].filter);
+    }
     memset(x, 0, sizeof(*x));
 }
 
@@ -359,7 +408,9 @@ uint32_t kg_ind_v6_find(const struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, uns
 {
     const struct kg_ind_htab6 *t = &x->tabs[plen];
     if (!t->slots) return KG_IND_NONE;
-    for (uint32_t i = (uint32_t)v6_hash(hi, lo, plen, seed) & t->mask;; i = (i + 1) & t->mask) {
+    uint64_t h = v6_hash(hi, lo, plen, seed);
+    if (!kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
+    for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
         const struct kg_ind_slot6 *sl = &t->slots[i];
         if (sl->id == KG_IND_NONE) return KG_IND_NONE;
         if (sl->hi == hi && sl->lo == lo) return sl->id;
@@ -374,6 +425,30 @@ static void place6(struct kg_ind_htab6 *t, uint64_t hi, uint64_t lo, uint32_t id
     t->slots[i] = (struct kg_ind_slot6){hi, lo, id, 0};
 }
 
+void kg_ind_v6_build_filters(struct kg_ind_v6 *x, uint64_t seed)
+{
+    for (unsigned i = 0; i < x->nlens; i++) {
+        unsigned plen = x->lens[i];
+        struct kg_ind_htab6 *t = &x->tabs[plen];
+        kg_ind_filter_init(&t->filter, t->count);
+        if (!t->filter.words) continue;
+        for (size_t j = 0; j <= t->mask; j++) {
+            const struct kg_ind_slot6 *sl = &t->slots[j];
+            if (sl->id != KG_IND_NONE) kg_ind_filter_add(&t->filter, v6_hash(sl->hi, sl->lo, plen, seed));
+        }
+    }
+}
+
+void kg_ind_v6_prefetch_filters(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed)
+{
+    for (unsigned i = 0; i < x->nlens; i++) {
+        unsigned plen = x->lens[i];
+        uint64_t hi, lo;
+        kg_ind_v6_load(addr, plen, &hi, &lo);
+        kg_ind_filter_prefetch(&x->tabs[plen].filter, v6_hash(hi, lo, plen, seed));
+    }
+}
+
 void kg_ind_v6_prefetch(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed)
 {
     for (unsigned i = 0; i < x->nlens; i++) {
@@ -381,7 +456,8 @@ void kg_ind_v6_prefetch(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t
         const struct kg_ind_htab6 *t = &x->tabs[plen];
         uint64_t hi, lo;
         kg_ind_v6_load(addr, plen, &hi, &lo);
-        __builtin_prefetch(&t->slots[(uint32_t)v6_hash(hi, lo, plen, seed) & t->mask]);
+        uint64_t h = v6_hash(hi, lo, plen, seed);
+        if (kg_ind_filter_test(&t->filter, h)) __builtin_prefetch(&t->slots[(uint32_t)h & t->mask]);
     }
 }
 
@@ -402,7 +478,8 @@ void kg_ind_v6_insert(struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned pl
     size_t size = t->slots ? (size_t)t->mask + 1 : 0;
     if ((size_t)t->count + 1 > size / 4 * 3) {
         size_t nsize = size ? size * 2 : 16;
-        struct kg_ind_htab6 nt = {kg_xmalloc(nsize * sizeof(*nt.slots)), (uint32_t)(nsize - 1), t->count};
+        struct kg_ind_htab6 nt = {kg_ind_table_alloc(nsize * sizeof(*nt.slots)), (uint32_t)(nsize - 1), t->count,
+                                  {NULL, 0}};
         for (size_t i = 0; i < nsize; i++)
             nt.slots[i].id = KG_IND_NONE;
         for (size_t i = 0; i < size; i++) {

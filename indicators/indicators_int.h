@@ -44,6 +44,7 @@
 #ifndef KG_INDICATORS_INT_H
 #define KG_INDICATORS_INT_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,14 +82,115 @@ uint64_t kg_ind_hash(const void *p, size_t n, uint64_t seed);
 /* Hash of one 32-bit word (an IPv4 address), same properties. */
 uint64_t kg_ind_hash32(uint32_t w, uint64_t seed);
 
+/* xxHash64's primes (odd, with well-spread bits). */
+#define KG_IND_P1 0x9e3779b185ebca87ull
+#define KG_IND_P2 0xc2b2ae3d27d4eb4full
+
+/* xxHash64's round: a bijection of the state h for a fixed input word w. */
+static inline uint64_t kg_ind_round64(uint64_t h, uint64_t w)
+{
+    h ^= w * KG_IND_P2;
+    return ((h << 31) | (h >> 33)) * KG_IND_P1;
+}
+
+/* MurmurHash3's fmix64: every input bit reaches every output bit. */
+static inline uint64_t kg_ind_hash_final(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
 /*
- * Hash of a domain name (lower case, no trailing dot) folded label by label
- * from the rightmost one: h = hash(label, h). A lookup therefore gets the
- * hash of every parent domain of a name in a single right-to-left pass.
+ * One label (n <= 63 bytes at p) folded into a domain hash state. Reads
+ * whole 8-byte words: p must stay readable up to the next multiple of 8
+ * bytes past p + n (callers work on padded buffers); the bytes past the
+ * label are masked off. A state is not a hash yet: kg_ind_hash_final()
+ * makes one, so a walk over a name's suffixes pays one round per word and
+ * one finaliser per suffix it probes.
+ */
+static inline uint64_t kg_ind_label_fold(const char *p, size_t n, uint64_t h)
+{
+    h = kg_ind_round64(h, (uint64_t)n + 1);
+    for (;;) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        w = le64toh(w);
+        if (n <= 8) {
+            /* Little-endian: the label's bytes are the low ones. */
+            w &= n ? ~0ull >> (64 - 8 * n) : 0;
+            return kg_ind_round64(h, w);
+        }
+        h = kg_ind_round64(h, w);
+        p += 8;
+        n -= 8;
+    }
+}
+
+/*
+ * Hash of a domain name (lower case, no trailing dot, at most
+ * KG_IND_DOMAIN_MAX bytes) folded label by label from the rightmost one,
+ * then finalised. A lookup therefore gets the hash of every parent domain
+ * of a name in a single right-to-left pass.
  */
 uint64_t kg_ind_domain_hash(const char *name, size_t len, uint64_t seed);
 
+/* --- membership filter ------------------------------------------------------- */
+
+/*
+ * A blocked Bloom filter in front of a large table: per key two bits of one
+ * 64-bit word, chosen by the key's 64-bit hash (word by bits 32 up, bits by
+ * bits 52-57 and 58-63), at 8 to 16 bits per key, so about 2-5% of absent
+ * keys pass. It is a few MiB where its table is tens or hundreds, so it
+ * stays in the CPU caches: a probe of a key the table cannot hold (a miss,
+ * or a domain's parent of a label count no listed key ends in) is answered
+ * there instead of with a DRAM read of the slots. Built once the table is
+ * complete (kg_indicator_set_finalize); an empty filter (words == NULL)
+ * lets everything pass.
+ */
+struct kg_ind_filter {
+    uint64_t *words;
+    uint32_t mask; /* words - 1 */
+};
+
+/* Tables with fewer entries get no filter: they stay in cache anyway. */
+#define KG_IND_FILTER_MIN 4096u
+
+static inline uint64_t kg_ind_filter_bits(uint64_t h)
+{
+    return (1ull << ((h >> 52) & 63)) | (1ull << ((h >> 58) & 63));
+}
+
+static inline bool kg_ind_filter_test(const struct kg_ind_filter *f, uint64_t h)
+{
+    if (!f->words) return true;
+    uint64_t b = kg_ind_filter_bits(h);
+    return (f->words[(uint32_t)(h >> 32) & f->mask] & b) == b;
+}
+
+static inline void kg_ind_filter_prefetch(const struct kg_ind_filter *f, uint64_t h)
+{
+    if (f->words) __builtin_prefetch(&f->words[(uint32_t)(h >> 32) & f->mask]);
+}
+
+/* Sizes an empty filter for `count` keys (none below KG_IND_FILTER_MIN). */
+void kg_ind_filter_init(struct kg_ind_filter *f, size_t count);
+void kg_ind_filter_free(struct kg_ind_filter *f);
+
+static inline void kg_ind_filter_add(struct kg_ind_filter *f, uint64_t h)
+{
+    if (f->words) f->words[(uint32_t)(h >> 32) & f->mask] |= kg_ind_filter_bits(h);
+}
+
 /* --- open-addressing hash table -------------------------------------------- */
+
+/* Memory for an array read at random by lookups (slots, inline keys, value
+ * records): 2 MiB-aligned and offered as transparent huge pages when at
+ * least 2 MiB; freed with free(). Aborts on out-of-memory. */
+void *kg_ind_table_alloc(size_t bytes);
 
 /*
  * One slot: a 32-bit check tag and a 32-bit reference (KG_IND_NONE = empty):
@@ -118,6 +220,7 @@ struct kg_ind_htab {
     uint32_t count; /* occupied slots */
     uint8_t *keys;  /* with key_stride: (mask + 1) * key_stride bytes */
     uint32_t key_stride;
+    struct kg_ind_filter filter; /* kg_ind_htab_build_filter; probes test it first */
 };
 
 /* The inline key of slot i (key_stride != 0): byte 0 the length, then the key. */
@@ -143,6 +246,10 @@ typedef uint64_t (*kg_ind_rehash_fn)(const void *ctx, uint32_t tag, uint32_t id)
  * on out-of-memory). */
 void kg_ind_htab_insert(struct kg_ind_htab *t, uint64_t hash, uint32_t tag, uint32_t id,
                         kg_ind_rehash_fn rehash, const void *ctx, const void *key, size_t key_len);
+
+/* Builds the table's filter from its entries (hashes recomputed with
+ * `rehash`); call once the table is complete. */
+void kg_ind_htab_build_filter(struct kg_ind_htab *t, kg_ind_rehash_fn rehash, const void *ctx);
 
 /* Probe position for `hash`: start of the scan that kg_ind_htab_next() does. */
 static inline uint32_t kg_ind_htab_start(const struct kg_ind_htab *t, uint64_t hash)
@@ -176,7 +283,7 @@ static inline uint32_t kg_ind_htab_next(const struct kg_ind_htab *t, uint32_t ta
 static inline void kg_ind_htab_prefetch(const struct kg_ind_htab *t, uint64_t hash)
 {
     if (!t->slots) return;
-    uint32_t i = (uint32_t)hash & t->mask;
+    uint32_t i = kg_ind_htab_start(t, hash);
     __builtin_prefetch(&t->slots[i]);
     if (t->keys) {
         /* The key of the first slot and of the next ones a hit is usually
@@ -240,6 +347,7 @@ struct kg_ind_slot6 {
 struct kg_ind_htab6 {
     struct kg_ind_slot6 *slots;
     uint32_t mask, count;
+    struct kg_ind_filter filter;
 };
 
 struct kg_ind_v6 {
@@ -252,7 +360,11 @@ void kg_ind_v6_free(struct kg_ind_v6 *x);
 uint32_t kg_ind_v6_find(const struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned plen, uint64_t seed);
 void kg_ind_v6_insert(struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned plen, uint32_t id,
                       uint64_t seed);
-/* Prefetches the slot of every length's probe (kg_indicator_match_batch). */
+/* Builds each length's filter; call once the index is complete. */
+void kg_ind_v6_build_filters(struct kg_ind_v6 *x, uint64_t seed);
+/* Prefetches the filter word of every length's probe (batch stage 1). */
+void kg_ind_v6_prefetch_filters(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed);
+/* Prefetches the slot of every length's probe that its filter lets pass. */
 void kg_ind_v6_prefetch(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed);
 /* The address as two host-order words masked to plen bits. */
 void kg_ind_v6_load(const uint8_t *a, unsigned plen, uint64_t *hi, uint64_t *lo);

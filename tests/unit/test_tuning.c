@@ -906,7 +906,7 @@ static void test_error_fixtures(void)
          ":3: did not find expected ',' or '}' (while parsing a flow mapping at line 2)"},
     };
     for (size_t i = 0; i < KG_ARRAY_LEN(cases); i++) {
-        char path[PATH_MAX], want[PATH_MAX + 200];
+        char path[PATH_MAX + 64], want[PATH_MAX + 300];
         snprintf(path, sizeof(path), "%s/tests/data/tuning/%s", src_dir(), cases[i].file);
         snprintf(want, sizeof(want), "%s%s", path, cases[i].suffix);
         struct kg_err err = {{0}};

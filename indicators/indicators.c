@@ -1101,20 +1101,62 @@ const struct kg_indicator *kg_indicator_match_addr(const struct kg_indicator_set
  * prepares a whole group first, so the memory accesses of its queries
  * overlap instead of queuing one after the other.
  */
-#define KG_LK_MAX_PROBES 128 /* a domain window of <= 254 bytes has <= 127 suffixes */
-
 struct lookup {
     /* What a lookup always reads first, in one cache line. */
     enum kg_ind_type type; /* the table probed */
     unsigned n;            /* probes; 0: nothing can match */
+    unsigned cap;          /* room in h[] and start[] */
+    bool overflow;         /* needs more room than it has: use a lookup_big */
     size_t win;            /* DOMAIN: window length */
     const char *k, *b;     /* key; URL: host and path */
     size_t kn, bn;
-    uint64_t h[KG_LK_MAX_PROBES];
-    uint16_t start[KG_LK_MAX_PROBES]; /* DOMAIN: suffix start in buf */
-    char buf[KG_IND_NAME_MAX];        /* lower-cased window, host, digest or JA4 */
-    char pbuf[KG_IND_NAME_MAX];       /* URL: "/" + a query-only request target */
+    uint64_t *h;           /* probe hashes */
+    uint16_t *start;       /* DOMAIN: suffix start in buf */
+    char *buf;             /* lower-cased window, host (+ "/" + query), digest or JA4 */
+    size_t bufcap;
 };
+
+/* A single call's lookup: room for every case the lookups accept (a domain
+ * window of <= 254 bytes has <= 127 suffixes; a URL host of up to
+ * KG_IND_NAME_MAX bytes and a query-only target of less than that). */
+#define KG_LK_BIG_PROBES 128
+struct lookup_big {
+    struct lookup lk;
+    uint64_t h[KG_LK_BIG_PROBES];
+    uint16_t start[KG_LK_BIG_PROBES];
+    char buf[2 * KG_IND_NAME_MAX + 8];
+};
+
+/* A batch's lookup: room for what names and URLs usually need (a domain
+ * window always fits; up to 16 probed suffixes; URL hosts up to about 250
+ * bytes). The rest overflows to a single call. */
+#define KG_LK_SMALL_PROBES 16
+struct lookup_small {
+    struct lookup lk;
+    uint64_t h[KG_LK_SMALL_PROBES];
+    uint16_t start[KG_LK_SMALL_PROBES];
+    char buf[KG_IND_DOMAIN_MAX + 1 + 8 + 2];
+};
+
+static inline struct lookup *lookup_big_init(struct lookup_big *b)
+{
+    b->lk.cap = KG_LK_BIG_PROBES;
+    b->lk.h = b->h;
+    b->lk.start = b->start;
+    b->lk.buf = b->buf;
+    b->lk.bufcap = sizeof(b->buf);
+    return &b->lk;
+}
+
+static inline struct lookup *lookup_small_init(struct lookup_small *b)
+{
+    b->lk.cap = KG_LK_SMALL_PROBES;
+    b->lk.h = b->h;
+    b->lk.start = b->start;
+    b->lk.buf = b->buf;
+    b->lk.bufcap = sizeof(b->buf);
+    return &b->lk;
+}
 
 /* Eight bytes at once (SWAR): ASCII upper case to lower case, every other
  * byte unchanged. */
@@ -1141,6 +1183,7 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
     const struct kg_ind_htab *t = &s->tabs[KG_IND_DOMAIN];
     lk->type = KG_IND_DOMAIN;
     lk->n = 0;
+    lk->overflow = false;
     lk->k = lk->b = NULL;
     lk->kn = lk->bn = 0;
     if (!name || t->count == 0) return;
@@ -1150,6 +1193,9 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
      * which would then reload every field of it in the loops. */
     const size_t max_len = s->domain_max_len;
     const uint64_t label_counts = s->domain_labels;
+    const unsigned cap = lk->cap;
+    _Static_assert(sizeof(((struct lookup_small *)0)->buf) >= KG_IND_DOMAIN_MAX + 1 + 8,
+                   "a domain window and its padding fit every lookup");
 
     /* Only the last max_len bytes can be part of a match, plus the byte
      * before them to see whether a label boundary is there: lower-case just
@@ -1229,11 +1275,16 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
         } else {
             i = 0;
         }
-        if (i < min_start || n == KG_LK_MAX_PROBES || ++labels > max_labels) break;
+        if (i < min_start || ++labels > max_labels) break;
         h = kg_ind_label_fold(buf + i, end - i, h);
         /* The hash chain needs every suffix; the probe only those whose
          * label count some key has. */
         if (label_counts >> (KG_MIN(labels, 64u) - 1) & 1) {
+            if (n == cap) {
+                lk->overflow = true;
+                n = 0;
+                break;
+            }
             uint64_t ph = kg_ind_hash_final(h);
             lk->h[n] = ph;
             lk->start[n++] = (uint16_t)i;
@@ -1250,6 +1301,7 @@ static void lk_url(const struct kg_indicator_set *s, const char *host, size_t ho
 {
     lk->type = KG_IND_URL;
     lk->n = 0;
+    lk->overflow = false;
     lk->b = NULL;
     lk->bn = 0;
     if (s->tabs[KG_IND_URL].count == 0 || (!uri && uri_len)) return;
@@ -1268,18 +1320,24 @@ static void lk_url(const struct kg_indicator_set *s, const char *host, size_t ho
     if (!host) return;
     host_len = host_drop_default_port(host, host_len);
     if (host_len == 0 || host_len > KG_IND_NAME_MAX) return;
+    /* Mirror norm_url(): a missing path, or a query without one, is "/";
+     * the latter is written after the host in buf. */
+    bool query_only = uri_len > 0 && uri[0] == '?';
+    if (query_only && uri_len >= KG_IND_NAME_MAX) return;
+    if (host_len + (query_only ? uri_len + 1 : 0) > lk->bufcap) {
+        lk->overflow = true;
+        return;
+    }
     for (size_t i = 0; i < host_len; i++)
         lk->buf[i] = lower_ascii(host[i]);
-
-    /* Mirror norm_url(): a missing path, or a query without one, is "/". */
     if (uri_len == 0) {
         uri = "/";
         uri_len = 1;
-    } else if (uri[0] == '?') {
-        if (uri_len >= sizeof(lk->pbuf)) return;
-        lk->pbuf[0] = '/';
-        memcpy(lk->pbuf + 1, uri, uri_len);
-        uri = lk->pbuf;
+    } else if (query_only) {
+        char *p = lk->buf + host_len;
+        p[0] = '/';
+        memcpy(p + 1, uri, uri_len);
+        uri = p;
         uri_len++;
     }
     lk->k = lk->buf;
@@ -1296,6 +1354,7 @@ static void lk_hash(const struct kg_indicator_set *s, enum kg_ind_type type, con
 {
     lk->type = type;
     lk->n = 0;
+    lk->overflow = false;
     if (!hex || (unsigned)type >= KG_IND_TYPE_COUNT || s->tabs[type].count == 0) return;
     switch (type) {
     case KG_IND_CERT_HASH:
@@ -1327,6 +1386,7 @@ static void lk_software(const struct kg_indicator_set *s, const char *ua, size_t
 {
     lk->type = KG_IND_SOFTWARE;
     lk->n = 0;
+    lk->overflow = false;
     if (!ua || s->tabs[KG_IND_SOFTWARE].count == 0) return;
     /* RFC 9110 5.5: blanks around a field value are not part of it. */
     kg_ind_trim(&ua, &len);
@@ -1375,7 +1435,13 @@ static void lk_prefetch_candidates(const struct kg_indicator_set *s, const struc
         if (!kg_ind_filter_test(&t->filter, lk->h[k])) continue;
         uint32_t pos = kg_ind_htab_start(t, lk->h[k]);
         uint32_t ref = kg_ind_htab_next(t, kg_ind_tag(lk->h[k]), &pos);
-        if (ref != KG_IND_NONE) __builtin_prefetch(rec_at(s, ref));
+        if (ref == KG_IND_NONE) continue;
+        /* The record's first line, and its last if a record of the length
+         * looked for ends in another (URLs always, short names often). */
+        const char *r = (const char *)rec_at(s, ref);
+        size_t key_len = lk->type == KG_IND_DOMAIN ? lk->win - lk->start[k] : lk->kn + lk->bn;
+        __builtin_prefetch(r);
+        __builtin_prefetch(r + sizeof(struct vrec) + key_len - 1);
     }
 }
 
@@ -1383,10 +1449,11 @@ const struct kg_indicator *kg_indicator_match_domain(const struct kg_indicator_s
                                                      size_t len, uint64_t now_us)
 {
     if (!s) return NULL;
-    struct lookup lk;
-    lk_domain(s, name, len, &lk);
-    lk_prefetch_slots(s, &lk);
-    return lk_finish(s, &lk, now_us);
+    struct lookup_big big;
+    struct lookup *lk = lookup_big_init(&big);
+    lk_domain(s, name, len, lk);
+    lk_prefetch_slots(s, lk);
+    return lk_finish(s, lk, now_us);
 }
 
 const struct kg_indicator *kg_indicator_match_url(const struct kg_indicator_set *s, const char *host,
@@ -1394,30 +1461,33 @@ const struct kg_indicator *kg_indicator_match_url(const struct kg_indicator_set 
                                                   uint64_t now_us)
 {
     if (!s) return NULL;
-    struct lookup lk;
-    lk_url(s, host, host_len, uri, uri_len, &lk);
-    lk_prefetch_slots(s, &lk);
-    return lk_finish(s, &lk, now_us);
+    struct lookup_big big;
+    struct lookup *lk = lookup_big_init(&big);
+    lk_url(s, host, host_len, uri, uri_len, lk);
+    lk_prefetch_slots(s, lk);
+    return lk_finish(s, lk, now_us);
 }
 
 const struct kg_indicator *kg_indicator_match_hash(const struct kg_indicator_set *s, enum kg_ind_type type,
                                                    const char *hex, size_t len, uint64_t now_us)
 {
     if (!s) return NULL;
-    struct lookup lk;
-    lk_hash(s, type, hex, len, &lk);
-    lk_prefetch_slots(s, &lk);
-    return lk_finish(s, &lk, now_us);
+    struct lookup_big big;
+    struct lookup *lk = lookup_big_init(&big);
+    lk_hash(s, type, hex, len, lk);
+    lk_prefetch_slots(s, lk);
+    return lk_finish(s, lk, now_us);
 }
 
 const struct kg_indicator *kg_indicator_match_software(const struct kg_indicator_set *s, const char *ua,
                                                        size_t len, uint64_t now_us)
 {
     if (!s) return NULL;
-    struct lookup lk;
-    lk_software(s, ua, len, &lk);
-    lk_prefetch_slots(s, &lk);
-    return lk_finish(s, &lk, now_us);
+    struct lookup_big big;
+    struct lookup *lk = lookup_big_init(&big);
+    lk_software(s, ua, len, lk);
+    lk_prefetch_slots(s, lk);
+    return lk_finish(s, lk, now_us);
 }
 
 /* Batch: addresses only prefetch here (their lookups read a slot or two,
@@ -1481,6 +1551,25 @@ static void batch_prepare(const struct kg_indicator_set *s, const struct kg_indi
     }
 }
 
+/* One query through the single-call function of its type. */
+static const struct kg_indicator *match_one(const struct kg_indicator_set *s, const struct kg_indicator_query *x,
+                                            uint64_t now_us)
+{
+    switch (x->type) {
+    case KG_IND_ADDR:
+    case KG_IND_SUBNET:
+        return kg_indicator_match_addr(s, x->family, x->value, now_us);
+    case KG_IND_DOMAIN:
+        return kg_indicator_match_domain(s, x->value, x->len, now_us);
+    case KG_IND_URL:
+        return kg_indicator_match_url(s, x->value, x->len, x->uri, x->uri_len, now_us);
+    case KG_IND_SOFTWARE:
+        return kg_indicator_match_software(s, x->value, x->len, now_us);
+    default:
+        return kg_indicator_match_hash(s, x->type, x->value, x->len, now_us);
+    }
+}
+
 static inline bool is_addr_query(const struct kg_indicator_query *x)
 {
     return x->type == KG_IND_ADDR || x->type == KG_IND_SUBNET;
@@ -1495,34 +1584,40 @@ void kg_indicator_match_batch(const struct kg_indicator_set *s, const struct kg_
             out[i] = NULL;
         return;
     }
-    struct lookup lk[KG_BATCH_STAGES][KG_BATCH_GROUP];
+    struct lookup_small lk[KG_BATCH_STAGES][KG_BATCH_GROUP];
+    for (size_t st = 0; st < KG_BATCH_STAGES; st++)
+        for (size_t i = 0; i < KG_BATCH_GROUP; i++)
+            lookup_small_init(&lk[st][i]);
     size_t ngroups = (n + KG_BATCH_GROUP - 1) / KG_BATCH_GROUP;
     for (size_t g = 0; g < ngroups + KG_BATCH_STAGES - 1; g++) {
         for (size_t st = 0; st < KG_BATCH_STAGES; st++) {
             if (g < st || g - st >= ngroups) continue;
             size_t gg = g - st, base = gg * KG_BATCH_GROUP, m = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
-            struct lookup *l = lk[gg % KG_BATCH_STAGES];
+            struct lookup_small *l = lk[gg % KG_BATCH_STAGES];
             for (size_t i = 0; i < m; i++) {
                 const struct kg_indicator_query *x = &q[base + i];
+                struct lookup *y = &l[i].lk;
                 switch (st) {
                 case 0:
-                    batch_prepare(s, x, &l[i]);
+                    batch_prepare(s, x, y);
                     break;
                 case 1:
                     if (is_addr_query(x)) {
                         if (x->family == 6 && x->value) kg_ind_v6_prefetch(&s->v6, x->value, s->seed);
-                    } else if (l[i].n) {
-                        lk_prefetch_slots(s, &l[i]);
+                    } else if (y->n) {
+                        lk_prefetch_slots(s, y);
                     }
                     break;
                 case 2:
-                    if (!is_addr_query(x) && l[i].n) lk_prefetch_candidates(s, &l[i]);
+                    if (!is_addr_query(x) && y->n) lk_prefetch_candidates(s, y);
                     break;
                 default:
                     if (is_addr_query(x))
                         out[base + i] = kg_indicator_match_addr(s, x->family, x->value, now_us);
+                    else if (y->overflow)
+                        out[base + i] = match_one(s, x, now_us); /* rare: long URL host, many labels */
                     else
-                        out[base + i] = lk_finish(s, &l[i], now_us);
+                        out[base + i] = lk_finish(s, y, now_us);
                     break;
                 }
             }

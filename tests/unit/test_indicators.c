@@ -2086,6 +2086,62 @@ static void test_domain_label_counts(void)
     kg_indicator_set_free(s);
 }
 
+/* The batch keeps small lookups; names with more probed suffixes than they
+ * hold, long URL hosts and query-only targets go through the single-call
+ * path, with the same answers. */
+static void test_batch_overflow(void)
+{
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_err err;
+    /* Keys of every label count from 1 to 40: "l1", "l2.l1", ... */
+    char dom[256] = "";
+    for (int n = 1; n <= 40; n++) {
+        char tmp[256];
+        snprintf(tmp, sizeof(tmp), n == 1 ? "l%d%s" : "l%d.%s", n, dom);
+        snprintf(dom, sizeof(dom), "%s", tmp);
+        if (n % 2 == 0 || n == 1) CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_DOMAIN, dom, "t", &err), 0);
+    }
+    /* A host of 300 bytes (longer than a batch lookup holds). */
+    char host[301], url[400];
+    for (int i = 0; i < 300; i++)
+        host[i] = (char)('a' + i % 26);
+    host[300] = '\0';
+    for (int i = 60; i < 300; i += 61)
+        host[i] = '.';
+    snprintf(url, sizeof(url), "http://%s/long", host);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_URL, url, "t", &err), 0);
+    CHECK_EQ_INT(kg_indicator_set_add(s, KG_IND_URL, "http://q.example/?a=1", "t", &err), 0);
+    kg_indicator_set_finalize(s);
+
+    /* "x.l40.l39....l1": 41 labels, 21 probed suffixes; the most specific
+     * listed one is the 40-label key. */
+    char q1[300], q2[300];
+    snprintf(q1, sizeof(q1), "x.%s", dom);
+    const char *l39 = strchr(dom, '.') + 1; /* 39 labels: the 38-label key is the most specific */
+    snprintf(q2, sizeof(q2), "X.%s.", l39);
+    struct kg_indicator_query q[6] = {
+        {.type = KG_IND_DOMAIN, .value = q1, .len = strlen(q1)},
+        {.type = KG_IND_DOMAIN, .value = q2, .len = strlen(q2)},
+        {.type = KG_IND_URL, .value = host, .len = strlen(host), .uri = "/long", .uri_len = 5},
+        {.type = KG_IND_URL, .value = "Q.example", .len = 9, .uri = "?a=1", .uri_len = 4},
+        {.type = KG_IND_URL, .value = host, .len = strlen(host), .uri = "/other", .uri_len = 6},
+        {.type = KG_IND_DOMAIN, .value = "l2.l1", .len = 5},
+    };
+    const struct kg_indicator *out[6];
+    kg_indicator_match_batch(s, q, 6, out, 0);
+    CHECK(out[0] && strcmp(out[0]->value, dom) == 0);
+    CHECK(out[1] && strncmp(out[1]->value, "l38.", 4) == 0);
+    CHECK(out[2] && strcmp(out[2]->value, url) == 0);
+    CHECK(out[3] && strcmp(out[3]->value, "http://q.example/?a=1") == 0);
+    CHECK(out[4] == NULL);
+    CHECK(out[5] && strcmp(out[5]->value, "l2.l1") == 0);
+    CHECK(out[0] == kg_indicator_match_domain(s, q1, strlen(q1), 0));
+    CHECK(out[1] == kg_indicator_match_domain(s, q2, strlen(q2), 0));
+    CHECK(out[2] == kg_indicator_match_url(s, host, strlen(host), "/long", 5, 0));
+    CHECK(out[3] == kg_indicator_match_url(s, "Q.example", 9, "?a=1", 4, 0));
+    kg_indicator_set_free(s);
+}
+
 int main(void)
 {
     const char *src = getenv("KG_SOURCE_DIR");
@@ -2107,6 +2163,7 @@ int main(void)
     KG_TEST_RUN(test_hash);
     KG_TEST_RUN(test_hash_keys_inline);
     KG_TEST_RUN(test_domain_label_counts);
+    KG_TEST_RUN(test_batch_overflow);
     KG_TEST_RUN(test_random_200k);
     KG_TEST_RUN(test_lpm_bruteforce);
     KG_TEST_RUN(test_concurrent_readers);

@@ -801,6 +801,7 @@ static uint64_t rehash_indicator(const void *ctx, uint32_t tag, uint32_t ref)
 /* The lookup filters of the tables (indicators_int.h), once they are complete. */
 static void build_filters(struct kg_indicator_set *s)
 {
+    kg_ind_v4_build_filters(&s->v4, s->seed);
     kg_ind_v6_build_filters(&s->v6, s->seed);
     for (unsigned type = 0; type < KG_IND_TYPE_COUNT; type++) {
         if (type == KG_IND_ADDR || type == KG_IND_SUBNET) continue;
@@ -1016,91 +1017,6 @@ int kg_indicator_set_add(struct kg_indicator_set *s, enum kg_ind_type type, cons
 
 /* --- matching (worker hot path: no allocation, no writes) ---------------------------- */
 
-static const struct kg_indicator *match_v4(const struct kg_indicator_set *s, uint32_t a, uint64_t now)
-{
-    const struct kg_ind_v4 *x = &s->v4;
-    const struct kg_ind_htab *t32 = &x->tabs[32];
-    uint64_t h32 = 0;
-    if (t32->count) {
-        h32 = kg_ind_hash32(a, s->seed + 32);
-        kg_ind_htab_prefetch(t32, h32);
-    }
-    /* l1 (256 KiB) is normally in cache; the l2 entry is fetched while the
-     * /32 probe waits for its slot. */
-    const uint32_t *e2 = NULL;
-    uint32_t e = 0;
-    if (x->l1) {
-        e = x->l1[a >> 16];
-        if (e & 0x80000000u) {
-            e2 = &x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)];
-            __builtin_prefetch(e2);
-        }
-    }
-    if (t32->count) {
-        uint32_t pos = kg_ind_htab_start(t32, h32);
-        uint32_t id = kg_ind_htab_next(t32, a, &pos);
-        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
-    }
-    if (!x->l1) return NULL;
-    if (e2) {
-        e = *e2;
-        if (e & 0x80000000u) {
-            /* All /25-/31 slots requested first: their misses overlap. */
-            for (unsigned i = 0; i < x->nlong; i++) {
-                unsigned plen = x->long_lens[i];
-                kg_ind_htab_prefetch(&x->tabs[plen], kg_ind_hash32(kg_ind_v4_mask(a, plen), s->seed + plen));
-            }
-            for (unsigned i = 0; i < x->nlong; i++) {
-                unsigned plen = x->long_lens[i];
-                uint32_t id = kg_ind_v4_find(x, kg_ind_v4_mask(a, plen), plen, s->seed);
-                if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
-            }
-        }
-    }
-    uint32_t c = e & 0x7fffffffu;
-    if (!c) return NULL;
-    uint32_t id = c - 1;
-    /* An expired prefix gives way to the next shorter one that covers it. */
-    while (id != KG_IND_NONE && !valid_at(s, id, now))
-        id = s->parent ? s->parent[id] : KG_IND_NONE;
-    return id == KG_IND_NONE ? NULL : &s->inds[id];
-}
-
-static const struct kg_indicator *match_v6(const struct kg_indicator_set *s, const uint8_t *addr, uint64_t now)
-{
-    const struct kg_ind_v6 *x = &s->v6;
-    kg_ind_v6_prefetch(x, addr, s->seed);
-    for (unsigned i = 0; i < x->nlens; i++) {
-        unsigned plen = x->lens[i];
-        uint64_t hi, lo;
-        kg_ind_v6_load(addr, plen, &hi, &lo);
-        uint32_t id = kg_ind_v6_find(x, hi, lo, plen, s->seed);
-        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
-    }
-    return NULL;
-}
-
-const struct kg_indicator *kg_indicator_match_addr(const struct kg_indicator_set *s, uint8_t family,
-                                                   const uint8_t *addr, uint64_t now_us)
-{
-    if (!s || !addr) return NULL;
-    if (family == 4) {
-        uint32_t a;
-        memcpy(&a, addr, 4);
-        return match_v4(s, be32toh(a), now_us);
-    }
-    if (family == 6) return match_v6(s, addr, now_us);
-    return NULL;
-}
-
-/*
- * The exact-key lookups (domain, URL, hashes, JA4, User-Agent) in two
- * halves: lk_*() prepare a struct lookup (normalise the observed value,
- * hash it, and prefetch the slots the probe will read), lk_finish() probes
- * and confirms. A single match_*() call runs both; kg_indicator_match_batch()
- * prepares a whole group first, so the memory accesses of its queries
- * overlap instead of queuing one after the other.
- */
 struct lookup {
     /* What a lookup always reads first, in one cache line. */
     enum kg_ind_type type; /* the table probed */
@@ -1158,6 +1074,157 @@ static inline struct lookup *lookup_small_init(struct lookup_small *b)
     return &b->lk;
 }
 
+/*
+ * IPv4 in stages, so a batch can overlap the memory reads of many lookups
+ * (a single call runs them back to back). The state lives in a struct
+ * lookup: h[0] the /32 probe's hash, h[1..] the /25-/31 probes' (longest
+ * first), win the address, kn the two-level entry, n bit 0 "probe /32",
+ * bits 8.. the long probes that passed their filters.
+ *   1: hashes; prefetch the /32 filter word and the two-level (l2) entry;
+ *   2: /32 filter test, prefetch its slot; read the l2 entry and, when it
+ *      says /25-/31 prefixes exist under its /24, hash those probes and
+ *      prefetch their filter words;
+ *   3: the long probes' filter tests, prefetch their slots;
+ *   4: probe, most specific first, and fall back to the l1/l2 entry.
+ */
+static void v4_stage1(const struct kg_indicator_set *s, uint32_t a, struct lookup *lk)
+{
+    const struct kg_ind_v4 *x = &s->v4;
+    const struct kg_ind_htab *t32 = &x->tabs[32];
+    lk->win = a;
+    lk->n = 0;
+    lk->kn = 0;
+    lk->bn = 0; /* l2 entry read in stage 2 */
+    if (t32->count) {
+        lk->h[0] = kg_ind_hash32(a, s->seed + 32);
+        kg_ind_filter_prefetch(&t32->filter, lk->h[0]);
+        lk->n = 1;
+    }
+    if (x->l1) {
+        uint32_t e = x->l1[a >> 16];
+        lk->kn = e;
+        if (e & 0x80000000u) __builtin_prefetch(&x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)]);
+    }
+}
+
+static void v4_stage2(const struct kg_indicator_set *s, struct lookup *lk)
+{
+    const struct kg_ind_v4 *x = &s->v4;
+    const struct kg_ind_htab *t32 = &x->tabs[32];
+    uint32_t a = (uint32_t)lk->win;
+    if ((lk->n & 1) && kg_ind_filter_test(&t32->filter, lk->h[0]))
+        kg_ind_htab_prefetch(t32, lk->h[0]);
+    else
+        lk->n &= ~1u;
+    uint32_t e = (uint32_t)lk->kn;
+    if (e & 0x80000000u) {
+        e = x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)];
+        lk->kn = e;
+        if (e & 0x80000000u) {
+            for (unsigned i = 0; i < x->nlong; i++) {
+                unsigned plen = x->long_lens[i];
+                lk->h[1 + i] = kg_ind_hash32(kg_ind_v4_mask(a, plen), s->seed + plen);
+                kg_ind_filter_prefetch(&x->tabs[plen].filter, lk->h[1 + i]);
+            }
+            lk->bn = 1; /* long probes hashed */
+        }
+    }
+}
+
+static void v4_stage3(const struct kg_indicator_set *s, struct lookup *lk)
+{
+    const struct kg_ind_v4 *x = &s->v4;
+    if (!lk->bn) return;
+    for (unsigned i = 0; i < x->nlong; i++) {
+        const struct kg_ind_htab *t = &x->tabs[x->long_lens[i]];
+        if (kg_ind_filter_test(&t->filter, lk->h[1 + i])) {
+            kg_ind_htab_prefetch(t, lk->h[1 + i]);
+            lk->n |= 1u << (8 + i);
+        }
+    }
+}
+
+static const struct kg_indicator *v4_finish(const struct kg_indicator_set *s, const struct lookup *lk,
+                                            uint64_t now)
+{
+    const struct kg_ind_v4 *x = &s->v4;
+    uint32_t a = (uint32_t)lk->win;
+    if (lk->n & 1) {
+        const struct kg_ind_htab *t32 = &x->tabs[32];
+        uint32_t pos = kg_ind_htab_start(t32, lk->h[0]);
+        uint32_t id = kg_ind_htab_next(t32, a, &pos);
+        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+    }
+    if (!x->l1) return NULL;
+    for (unsigned i = 0; i < x->nlong; i++) {
+        if (!(lk->n >> (8 + i) & 1)) continue;
+        const struct kg_ind_htab *t = &x->tabs[x->long_lens[i]];
+        uint32_t pos = kg_ind_htab_start(t, lk->h[1 + i]);
+        uint32_t id = kg_ind_htab_next(t, kg_ind_v4_mask(a, x->long_lens[i]), &pos);
+        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+    }
+    /* The l1 entry, or (stage 2 read it) the l2 entry: bit 31 there only
+     * says that /25-/31 prefixes exist. */
+    uint32_t c = (uint32_t)lk->kn & 0x7fffffffu;
+    if (!c) return NULL;
+    uint32_t id = c - 1;
+    /* An expired prefix gives way to the next shorter one that covers it. */
+    while (id != KG_IND_NONE && !valid_at(s, id, now))
+        id = s->parent ? s->parent[id] : KG_IND_NONE;
+    return id == KG_IND_NONE ? NULL : &s->inds[id];
+}
+
+static const struct kg_indicator *match_v4(const struct kg_indicator_set *s, uint32_t a, uint64_t now)
+{
+    uint64_t h[8];
+    struct lookup lk = {.h = h, .cap = 8};
+    v4_stage1(s, a, &lk);
+    v4_stage2(s, &lk);
+    v4_stage3(s, &lk);
+    return v4_finish(s, &lk, now);
+}
+
+/* IPv6 with the probe hashes already computed (and their slots fetched):
+ * the longest listed prefix that is valid. */
+static const struct kg_indicator *match_v6_hashed(const struct kg_indicator_set *s, const uint8_t *addr,
+                                                  const uint64_t *h, unsigned n, uint64_t now)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t id = kg_ind_v6_find_hashed(&s->v6, addr, i, h[i]);
+        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+    }
+    return NULL;
+}
+
+static const struct kg_indicator *match_v6(const struct kg_indicator_set *s, const uint8_t *addr, uint64_t now)
+{
+    uint64_t h[KG_ARRAY_LEN(s->v6.lens)];
+    unsigned n = kg_ind_v6_hashes(&s->v6, addr, s->seed, h, KG_ARRAY_LEN(h));
+    kg_ind_v6_prefetch_hashed(&s->v6, h, n);
+    return match_v6_hashed(s, addr, h, n, now);
+}
+
+const struct kg_indicator *kg_indicator_match_addr(const struct kg_indicator_set *s, uint8_t family,
+                                                   const uint8_t *addr, uint64_t now_us)
+{
+    if (!s || !addr) return NULL;
+    if (family == 4) {
+        uint32_t a;
+        memcpy(&a, addr, 4);
+        return match_v4(s, be32toh(a), now_us);
+    }
+    if (family == 6) return match_v6(s, addr, now_us);
+    return NULL;
+}
+
+/*
+ * The exact-key lookups (domain, URL, hashes, JA4, User-Agent) in two
+ * halves: lk_*() prepare a struct lookup (normalise the observed value,
+ * hash it, and prefetch the slots the probe will read), lk_finish() probes
+ * and confirms. A single match_*() call runs both; kg_indicator_match_batch()
+ * prepares a whole group first, so the memory accesses of its queries
+ * overlap instead of queuing one after the other.
+ */
 /* Eight bytes at once (SWAR): ASCII upper case to lower case, every other
  * byte unchanged. */
 static inline uint64_t swar_lower(uint64_t x)
@@ -1490,27 +1557,6 @@ const struct kg_indicator *kg_indicator_match_software(const struct kg_indicator
     return lk_finish(s, lk, now_us);
 }
 
-/* Batch: addresses only prefetch here (their lookups read a slot or two,
- * already overlapped by the prefetch); the exact-key types go through the
- * staged lookup. */
-static void addr_prefetch(const struct kg_indicator_set *s, const struct kg_indicator_query *q)
-{
-    if (!q->value) return;
-    if (q->family == 4) {
-        const struct kg_ind_v4 *x = &s->v4;
-        uint32_t a;
-        memcpy(&a, q->value, 4);
-        a = be32toh(a);
-        if (x->tabs[32].count) kg_ind_htab_prefetch(&x->tabs[32], kg_ind_hash32(a, s->seed + 32));
-        if (x->l1) {
-            uint32_t e = x->l1[a >> 16];
-            if (e & 0x80000000u) __builtin_prefetch(&x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)]);
-        }
-    } else if (q->family == 6) {
-        kg_ind_v6_prefetch(&s->v6, q->value, s->seed);
-    }
-}
-
 /*
  * The batch works in groups of KG_BATCH_GROUP lookups, four groups in
  * flight, one stage each: while group g is prepared (stage 1: key, hashes,
@@ -1530,11 +1576,16 @@ static void batch_prepare(const struct kg_indicator_set *s, const struct kg_indi
     switch (x->type) {
     case KG_IND_ADDR:
     case KG_IND_SUBNET:
+        lk->overflow = false;
         if (!x->value) break;
-        if (x->family == 4)
-            addr_prefetch(s, x); /* IPv4 has no filter */
-        else if (x->family == 6)
-            kg_ind_v6_prefetch_filters(&s->v6, x->value, s->seed);
+        if (x->family == 4) {
+            uint32_t a;
+            memcpy(&a, x->value, 4);
+            v4_stage1(s, be32toh(a), lk);
+        } else if (x->family == 6) {
+            lk->n = kg_ind_v6_hashes(&s->v6, x->value, s->seed, lk->h, lk->cap);
+            lk->overflow = lk->n < s->v6.nlens;
+        }
         break;
     case KG_IND_DOMAIN:
         lk_domain(s, x->value, x->len, lk);
@@ -1603,16 +1654,27 @@ void kg_indicator_match_batch(const struct kg_indicator_set *s, const struct kg_
                     break;
                 case 1:
                     if (is_addr_query(x)) {
-                        if (x->family == 6 && x->value) kg_ind_v6_prefetch(&s->v6, x->value, s->seed);
+                        if (x->family == 6 && y->n) kg_ind_v6_prefetch_hashed(&s->v6, y->h, y->n);
+                        if (x->family == 4 && x->value) v4_stage2(s, y);
                     } else if (y->n) {
                         lk_prefetch_slots(s, y);
                     }
                     break;
                 case 2:
-                    if (!is_addr_query(x) && y->n) lk_prefetch_candidates(s, y);
+                    if (is_addr_query(x)) {
+                        if (x->family == 4 && x->value) v4_stage3(s, y);
+                    } else if (y->n) {
+                        lk_prefetch_candidates(s, y);
+                    }
                     break;
                 default:
-                    if (is_addr_query(x))
+                    if (y->overflow)
+                        out[base + i] = match_one(s, x, now_us); /* rare: long URL host, many labels */
+                    else if (is_addr_query(x) && x->family == 6 && x->value)
+                        out[base + i] = match_v6_hashed(s, x->value, y->h, y->n, now_us);
+                    else if (is_addr_query(x) && x->family == 4 && x->value)
+                        out[base + i] = v4_finish(s, y, now_us);
+                    else if (is_addr_query(x))
                         out[base + i] = kg_indicator_match_addr(s, x->family, x->value, now_us);
                     else if (y->overflow)
                         out[base + i] = match_one(s, x, now_us); /* rare: long URL host, many labels */

@@ -240,11 +240,21 @@ void kg_ind_v4_free(struct kg_ind_v4 *x)
     memset(x, 0, sizeof(*x));
 }
 
+void kg_ind_v4_build_filters(struct kg_ind_v4 *x, uint64_t seed)
+{
+    for (unsigned plen = 25; plen <= 32; plen++) {
+        struct v4_rehash_ctx c = {plen, seed};
+        if (x->tabs[plen].count) kg_ind_htab_build_filter(&x->tabs[plen], v4_rehash, &c);
+    }
+}
+
 uint32_t kg_ind_v4_find(const struct kg_ind_v4 *x, uint32_t masked, unsigned plen, uint64_t seed)
 {
     const struct kg_ind_htab *t = &x->tabs[plen];
     if (t->count == 0) return KG_IND_NONE;
-    uint32_t pos = kg_ind_htab_start(t, v4_hash(masked, plen, seed));
+    uint64_t h = v4_hash(masked, plen, seed);
+    if (!kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
+    uint32_t pos = kg_ind_htab_start(t, h);
     /* The tag is the address: a tag match is the match. */
     return kg_ind_htab_next(t, masked, &pos);
 }
@@ -439,25 +449,40 @@ void kg_ind_v6_build_filters(struct kg_ind_v6 *x, uint64_t seed)
     }
 }
 
-void kg_ind_v6_prefetch_filters(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed)
+unsigned kg_ind_v6_hashes(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed, uint64_t *h,
+                          unsigned cap)
 {
-    for (unsigned i = 0; i < x->nlens; i++) {
+    uint64_t ahi = load_be64(addr), alo = load_be64(addr + 8);
+    unsigned n = KG_MIN((unsigned)x->nlens, cap);
+    for (unsigned i = 0; i < n; i++) {
         unsigned plen = x->lens[i];
-        uint64_t hi, lo;
-        kg_ind_v6_load(addr, plen, &hi, &lo);
-        kg_ind_filter_prefetch(&x->tabs[plen].filter, v6_hash(hi, lo, plen, seed));
+        uint64_t mhi = plen >= 64 ? ~0ull : plen == 0 ? 0 : ~0ull << (64 - plen);
+        uint64_t mlo = plen <= 64 ? 0 : plen >= 128 ? ~0ull : ~0ull << (128 - plen);
+        h[i] = v6_hash(ahi & mhi, alo & mlo, plen, seed);
+        kg_ind_filter_prefetch(&x->tabs[plen].filter, h[i]);
+    }
+    return n;
+}
+
+void kg_ind_v6_prefetch_hashed(const struct kg_ind_v6 *x, const uint64_t *h, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const struct kg_ind_htab6 *t = &x->tabs[x->lens[i]];
+        if (kg_ind_filter_test(&t->filter, h[i])) __builtin_prefetch(&t->slots[(uint32_t)h[i] & t->mask]);
     }
 }
 
-void kg_ind_v6_prefetch(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed)
+uint32_t kg_ind_v6_find_hashed(const struct kg_ind_v6 *x, const uint8_t *addr, unsigned i, uint64_t h)
 {
-    for (unsigned i = 0; i < x->nlens; i++) {
-        unsigned plen = x->lens[i];
-        const struct kg_ind_htab6 *t = &x->tabs[plen];
-        uint64_t hi, lo;
-        kg_ind_v6_load(addr, plen, &hi, &lo);
-        uint64_t h = v6_hash(hi, lo, plen, seed);
-        if (kg_ind_filter_test(&t->filter, h)) __builtin_prefetch(&t->slots[(uint32_t)h & t->mask]);
+    unsigned plen = x->lens[i];
+    const struct kg_ind_htab6 *t = &x->tabs[plen];
+    if (!kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
+    uint64_t hi, lo;
+    kg_ind_v6_load(addr, plen, &hi, &lo);
+    for (uint32_t j = (uint32_t)h & t->mask;; j = (j + 1) & t->mask) {
+        const struct kg_ind_slot6 *sl = &t->slots[j];
+        if (sl->id == KG_IND_NONE) return KG_IND_NONE;
+        if (sl->hi == hi && sl->lo == lo) return sl->id;
     }
 }
 

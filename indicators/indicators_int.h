@@ -333,6 +333,8 @@ void kg_ind_v4_insert(struct kg_ind_v4 *x, uint32_t masked, unsigned plen, uint3
 /* Builds l1/l2 and frees tabs[0..24]. parent, if given (n entries), receives
  * for each /0-/24 prefix the id of the next shorter prefix covering it. */
 void kg_ind_v4_build(struct kg_ind_v4 *x, uint32_t *parent);
+/* Builds the filters of the /25-/32 tables (after kg_ind_v4_build). */
+void kg_ind_v4_build_filters(struct kg_ind_v4 *x, uint64_t seed);
 
 /* --- IPv6 index ------------------------------------------------------------------ */
 
@@ -362,10 +364,14 @@ void kg_ind_v6_insert(struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned pl
                       uint64_t seed);
 /* Builds each length's filter; call once the index is complete. */
 void kg_ind_v6_build_filters(struct kg_ind_v6 *x, uint64_t seed);
-/* Prefetches the filter word of every length's probe (batch stage 1). */
-void kg_ind_v6_prefetch_filters(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed);
-/* Prefetches the slot of every length's probe that its filter lets pass. */
-void kg_ind_v6_prefetch(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed);
+/* The probe hashes of addr for the first min(nlens, cap) present lengths
+ * (longest first) into h, each filter word prefetched; returns how many. */
+unsigned kg_ind_v6_hashes(const struct kg_ind_v6 *x, const uint8_t *addr, uint64_t seed, uint64_t *h,
+                          unsigned cap);
+/* Prefetches the slots of those probes that their filters let pass. */
+void kg_ind_v6_prefetch_hashed(const struct kg_ind_v6 *x, const uint64_t *h, unsigned n);
+/* Probe i (length lens[i]) with its hash h. */
+uint32_t kg_ind_v6_find_hashed(const struct kg_ind_v6 *x, const uint8_t *addr, unsigned i, uint64_t h);
 /* The address as two host-order words masked to plen bits. */
 void kg_ind_v6_load(const uint8_t *a, unsigned plen, uint64_t *hi, uint64_t *lo);
 

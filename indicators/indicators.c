@@ -718,10 +718,27 @@ static uint64_t key_hash(const struct kg_indicator_set *s, enum kg_ind_type type
 
 /* Is the record's key (a, an) — for a URL the host a and the path b? Runs
  * on a tag match only, i.e. on hits. */
+/* memcmp(p, q, n) == 0, inline for the short keys lookups compare (a libc
+ * call costs more than the comparison). */
+static inline bool bytes_eq(const char *p, const char *q, size_t n)
+{
+    if (n > 64) return memcmp(p, q, n) == 0;
+    uint64_t x, y, diff = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&x, p + i, 8);
+        memcpy(&y, q + i, 8);
+        diff |= x ^ y;
+    }
+    for (; i < n; i++)
+        diff |= (uint64_t)((uint8_t)p[i] ^ (uint8_t)q[i]);
+    return diff == 0;
+}
+
 static inline bool key_eq(const struct vrec *r, enum kg_ind_type type, const char *a, size_t an, const char *b,
                           size_t bn)
 {
-    if (r->len != an + bn || memcmp(r->value, a, an) != 0) return false;
+    if (r->len != an + bn || !bytes_eq(r->value, a, an)) return false;
     if (type == KG_IND_URL) return r->aux == an && memcmp(r->value + an, b, bn) == 0;
     return true;
 }
@@ -730,7 +747,6 @@ static inline bool key_eq(const struct vrec *r, enum kg_ind_type type, const cha
  * comparison, and the id, without reading the value record. */
 static inline uint32_t find_inline_key(const struct kg_ind_htab *t, uint64_t h, const char *a, size_t an)
 {
-    if (!kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
     uint32_t pos = kg_ind_htab_start(t, h), ref;
     while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
         const uint8_t *k = kg_ind_htab_key(t, (pos - 1) & t->mask);
@@ -748,7 +764,6 @@ static inline uint32_t find_rec_key(const struct kg_indicator_set *s, enum kg_in
                                     const char *a, size_t an, const char *b, size_t bn)
 {
     const struct kg_ind_htab *t = &s->tabs[type];
-    if (!kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
     uint32_t pos = kg_ind_htab_start(t, h), ref;
     while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
         const struct vrec *r = rec_at(s, ref);
@@ -1028,6 +1043,7 @@ struct lookup {
     size_t kn, bn;
     uint64_t *h;           /* probe hashes */
     uint16_t *start;       /* DOMAIN: suffix start in buf */
+    uint64_t pass;         /* bit k: probe k passed its filter (lk_prefetch_slots); probes 64 and up always probe */
     char *buf;             /* lower-cased window, host (+ "/" + query), digest or JA4 */
     size_t bufcap;
 };
@@ -1469,10 +1485,16 @@ static void lk_software(const struct kg_indicator_set *s, const char *ua, size_t
 
 /* Probes, longest domain suffix first; the first valid match is the most
  * specific one. */
+static inline bool lk_passed(const struct lookup *lk, unsigned k)
+{
+    return k >= 64 || (lk->pass >> k & 1);
+}
+
 static const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, const struct lookup *lk,
                                             uint64_t now)
 {
     for (unsigned k = lk->n; k-- > 0;) {
+        if (!lk_passed(lk, k)) continue;
         uint32_t id;
         if (lk->type == KG_IND_DOMAIN)
             id = find_rec_key(s, KG_IND_DOMAIN, lk->h[k], lk->buf + lk->start[k], lk->win - lk->start[k], NULL,
@@ -1485,11 +1507,16 @@ static const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, co
 }
 
 /* The slots (and inline keys) of the probes the filter lets pass. */
-static void lk_prefetch_slots(const struct kg_indicator_set *s, const struct lookup *lk)
+static void lk_prefetch_slots(const struct kg_indicator_set *s, struct lookup *lk)
 {
     const struct kg_ind_htab *t = &s->tabs[lk->type];
-    for (unsigned k = 0; k < lk->n; k++)
-        if (kg_ind_filter_test(&t->filter, lk->h[k])) kg_ind_htab_prefetch(t, lk->h[k]);
+    uint64_t pass = 0;
+    for (unsigned k = 0; k < lk->n; k++) {
+        if (!kg_ind_filter_test(&t->filter, lk->h[k])) continue;
+        kg_ind_htab_prefetch(t, lk->h[k]);
+        if (k < 64) pass |= 1ull << k;
+    }
+    lk->pass = pass;
 }
 
 /* Batch stage 2: for each probe whose slot's tag matches, the value record
@@ -1499,7 +1526,7 @@ static void lk_prefetch_candidates(const struct kg_indicator_set *s, const struc
     const struct kg_ind_htab *t = &s->tabs[lk->type];
     if (t->keys) return; /* confirmed from the inline keys, already fetched */
     for (unsigned k = 0; k < lk->n; k++) {
-        if (!kg_ind_filter_test(&t->filter, lk->h[k])) continue;
+        if (!lk_passed(lk, k)) continue;
         uint32_t pos = kg_ind_htab_start(t, lk->h[k]);
         uint32_t ref = kg_ind_htab_next(t, kg_ind_tag(lk->h[k]), &pos);
         if (ref == KG_IND_NONE) continue;
@@ -1641,47 +1668,60 @@ void kg_indicator_match_batch(const struct kg_indicator_set *s, const struct kg_
             lookup_small_init(&lk[st][i]);
     size_t ngroups = (n + KG_BATCH_GROUP - 1) / KG_BATCH_GROUP;
     for (size_t g = 0; g < ngroups + KG_BATCH_STAGES - 1; g++) {
-        for (size_t st = 0; st < KG_BATCH_STAGES; st++) {
-            if (g < st || g - st >= ngroups) continue;
-            size_t gg = g - st, base = gg * KG_BATCH_GROUP, m = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
-            struct lookup_small *l = lk[gg % KG_BATCH_STAGES];
+        /* Stage 1, group g. */
+        if (g < ngroups) {
+            size_t base = g * KG_BATCH_GROUP, m = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
+            struct lookup_small *l = lk[g % KG_BATCH_STAGES];
+            for (size_t i = 0; i < m; i++)
+                batch_prepare(s, &q[base + i], &l[i].lk);
+        }
+        /* Stage 2, group g - 1. */
+        if (g >= 1 && g - 1 < ngroups) {
+            size_t base = (g - 1) * KG_BATCH_GROUP, m = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
+            struct lookup_small *l = lk[(g - 1) % KG_BATCH_STAGES];
             for (size_t i = 0; i < m; i++) {
                 const struct kg_indicator_query *x = &q[base + i];
                 struct lookup *y = &l[i].lk;
-                switch (st) {
-                case 0:
-                    batch_prepare(s, x, y);
-                    break;
-                case 1:
-                    if (is_addr_query(x)) {
-                        if (x->family == 6 && y->n) kg_ind_v6_prefetch_hashed(&s->v6, y->h, y->n);
-                        if (x->family == 4 && x->value) v4_stage2(s, y);
-                    } else if (y->n) {
-                        lk_prefetch_slots(s, y);
-                    }
-                    break;
-                case 2:
-                    if (is_addr_query(x)) {
-                        if (x->family == 4 && x->value) v4_stage3(s, y);
-                    } else if (y->n) {
-                        lk_prefetch_candidates(s, y);
-                    }
-                    break;
-                default:
-                    if (y->overflow)
-                        out[base + i] = match_one(s, x, now_us); /* rare: long URL host, many labels */
-                    else if (is_addr_query(x) && x->family == 6 && x->value)
-                        out[base + i] = match_v6_hashed(s, x->value, y->h, y->n, now_us);
-                    else if (is_addr_query(x) && x->family == 4 && x->value)
-                        out[base + i] = v4_finish(s, y, now_us);
-                    else if (is_addr_query(x))
-                        out[base + i] = kg_indicator_match_addr(s, x->family, x->value, now_us);
-                    else if (y->overflow)
-                        out[base + i] = match_one(s, x, now_us); /* rare: long URL host, many labels */
-                    else
-                        out[base + i] = lk_finish(s, y, now_us);
-                    break;
+                if (!is_addr_query(x)) {
+                    if (y->n) lk_prefetch_slots(s, y);
+                } else if (x->family == 4 && x->value) {
+                    v4_stage2(s, y);
+                } else if (x->family == 6 && y->n) {
+                    kg_ind_v6_prefetch_hashed(&s->v6, y->h, y->n);
                 }
+            }
+        }
+        /* Stage 3, group g - 2. */
+        if (g >= 2 && g - 2 < ngroups) {
+            size_t base = (g - 2) * KG_BATCH_GROUP, m = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
+            struct lookup_small *l = lk[(g - 2) % KG_BATCH_STAGES];
+            for (size_t i = 0; i < m; i++) {
+                const struct kg_indicator_query *x = &q[base + i];
+                struct lookup *y = &l[i].lk;
+                if (!is_addr_query(x)) {
+                    if (y->n) lk_prefetch_candidates(s, y);
+                } else if (x->family == 4 && x->value) {
+                    v4_stage3(s, y);
+                }
+            }
+        }
+        /* Stage 4, group g - 3. */
+        if (g >= 3) {
+            size_t base = (g - 3) * KG_BATCH_GROUP, m = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
+            struct lookup_small *l = lk[(g - 3) % KG_BATCH_STAGES];
+            for (size_t i = 0; i < m; i++) {
+                const struct kg_indicator_query *x = &q[base + i];
+                const struct lookup *y = &l[i].lk;
+                if (y->overflow)
+                    out[base + i] = match_one(s, x, now_us); /* rare: long URL host, many labels */
+                else if (!is_addr_query(x))
+                    out[base + i] = lk_finish(s, y, now_us);
+                else if (x->family == 4 && x->value)
+                    out[base + i] = v4_finish(s, y, now_us);
+                else if (x->family == 6 && x->value)
+                    out[base + i] = match_v6_hashed(s, x->value, y->h, y->n, now_us);
+                else
+                    out[base + i] = NULL;
             }
         }
     }

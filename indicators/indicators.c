@@ -11,10 +11,10 @@
  * Ownership: the set owns everything reachable from it. Strings live in an
  * arena of large chunks (ten million indicators make a few thousand
  * allocations, not millions), freed at once by kg_indicator_set_free().
- * No normalised key is stored: a table slot holds a 32-bit tag and the id,
- * and a tag match is confirmed against the listed value re-normalised on
- * the fly (see indicators_int.h), which keeps the set at about 90 bytes
- * plus the value per indicator.
+ * A table slot holds a 32-bit tag and a reference; a tag match is confirmed
+ * against the normalised key in the value record (or, for the digest types
+ * and JA4, inline beside the slot), see indicators_int.h. That keeps the set
+ * at about 90 bytes plus the value per indicator.
  */
 #include "indicators/indicators_int.h"
 
@@ -57,6 +57,7 @@ struct kg_indicator_set {
      * lookup probes only the suffixes with a label count listed here: the
      * others cannot match, and each probe costs a random memory read. */
     uint64_t domain_labels;
+    unsigned domain_max_labels; /* past this many labels no suffix can match (UINT_MAX: no bound) */
     bool has_validity;                           /* some indicator has a bounded window */
     uint32_t *parent; /* with has_validity: next shorter IPv4 prefix of a /0-/24 one */
 
@@ -988,6 +989,10 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
         if (in->type == KG_IND_DOMAIN) {
             if (nv.key_len > s->domain_max_len) s->domain_max_len = nv.key_len;
             s->domain_labels |= 1ull << (KG_MIN(domain_label_count(nv.key, nv.key_len), 64) - 1);
+            /* Bit 63 stands for 64 and more labels: no bound then. */
+            s->domain_max_labels = s->domain_labels >> 63
+                                       ? UINT_MAX
+                                       : 64u - (unsigned)__builtin_clzll(s->domain_labels | 1);
         }
         break;
     }
@@ -1092,7 +1097,7 @@ static inline struct lookup *lookup_small_init(struct lookup_small *b)
 
 /*
  * IPv4 in stages, so a batch can overlap the memory reads of many lookups
- * (a single call runs them back to back). The state lives in a struct
+ * (a single call is match_v4 below). The state lives in a struct
  * lookup: h[0] the /32 probe's hash, h[1..] the /25-/31 probes' (longest
  * first), win the address, kn the two-level entry, n bit 0 "probe /32",
  * bits 8.. the long probes that passed their filters.
@@ -1190,14 +1195,51 @@ static const struct kg_indicator *v4_finish(const struct kg_indicator_set *s, co
     return id == KG_IND_NONE ? NULL : &s->inds[id];
 }
 
+/* A single IPv4 lookup: the /32 slot and the l2 entry are fetched in
+ * parallel (no /32 filter test in front: alone, it would add a cache miss
+ * before the slot's), then the /25-/31 probes the entry asks for. */
 static const struct kg_indicator *match_v4(const struct kg_indicator_set *s, uint32_t a, uint64_t now)
 {
-    uint64_t h[8];
-    struct lookup lk = {.h = h, .cap = 8};
-    v4_stage1(s, a, &lk);
-    v4_stage2(s, &lk);
-    v4_stage3(s, &lk);
-    return v4_finish(s, &lk, now);
+    const struct kg_ind_v4 *x = &s->v4;
+    const struct kg_ind_htab *t32 = &x->tabs[32];
+    uint64_t h32 = 0;
+    if (t32->count) {
+        h32 = kg_ind_hash32(a, s->seed + 32);
+        kg_ind_htab_prefetch(t32, h32);
+    }
+    /* l1 (256 KiB) is normally in cache. */
+    const uint32_t *e2 = NULL;
+    uint32_t e = 0;
+    if (x->l1) {
+        e = x->l1[a >> 16];
+        if (e & 0x80000000u) {
+            e2 = &x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)];
+            __builtin_prefetch(e2);
+        }
+    }
+    if (t32->count) {
+        uint32_t pos = kg_ind_htab_start(t32, h32);
+        uint32_t id = kg_ind_htab_next(t32, a, &pos);
+        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+    }
+    if (!x->l1) return NULL;
+    if (e2) {
+        e = *e2;
+        if (e & 0x80000000u) {
+            for (unsigned i = 0; i < x->nlong; i++) {
+                unsigned plen = x->long_lens[i];
+                uint32_t id = kg_ind_v4_find(x, kg_ind_v4_mask(a, plen), plen, s->seed); /* filter first */
+                if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+            }
+        }
+    }
+    uint32_t c = e & 0x7fffffffu;
+    if (!c) return NULL;
+    uint32_t id = c - 1;
+    /* An expired prefix gives way to the next shorter one that covers it. */
+    while (id != KG_IND_NONE && !valid_at(s, id, now))
+        id = s->parent ? s->parent[id] : KG_IND_NONE;
+    return id == KG_IND_NONE ? NULL : &s->inds[id];
 }
 
 /* IPv6 with the probe hashes already computed (and their slots fetched):
@@ -1253,6 +1295,15 @@ static inline uint64_t swar_lower(uint64_t x)
     return x | (upper >> 2);                   /* 0x80 >> 2 = 0x20 */
 }
 
+/* Non-zero exactly when some byte of x is c (which bytes the set bits mark
+ * is not exact past the first c, so this only answers yes/no). Cheaper than
+ * swar_eq. */
+static inline uint64_t swar_maybe(uint64_t x, uint8_t c)
+{
+    uint64_t v = x ^ (0x0101010101010101ull * c);
+    return (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+}
+
 /* Bit 7 of each byte of the result is set exactly where x has the byte c. */
 static inline uint64_t swar_eq(uint64_t x, uint8_t c)
 {
@@ -1296,7 +1347,7 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
         memcpy(&w, src + 8 * k, 8);
         w = swar_lower(le64toh(w));
         dots[k] = swar_eq(w, '.');
-        backslashes |= swar_eq(w, '\\');
+        backslashes |= swar_maybe(w, '\\');
         w = htole64(w);
         memcpy(buf + 8 * k, &w, 8);
     }
@@ -1313,7 +1364,7 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
         }
         w = swar_lower(w);
         dots[full] = swar_eq(w, '.');
-        backslashes |= swar_eq(w, '\\'); /* the padding is zeros */
+        backslashes |= swar_maybe(w, '\\'); /* the padding is zeros */
         w = htole64(w);
         memcpy(buf + 8 * full, &w, 8);
     }
@@ -1321,14 +1372,14 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
 
     /* The suffixes that start on a label boundary, shortest first, each hash
      * folded from the previous one (kg_ind_domain_hash's order). Past the
-     * most labels of any key no suffix can match (bit 63 stands for 64 and
-     * more: no bound then); a suffix longer than max_len cannot match either.
+     * most labels of any key no suffix can match; a suffix longer than
+     * max_len cannot match either.
      * DNS names come in presentation form, where a '.' inside a label is
      * written "\." (dissect_parsers.h): such a dot is not a label boundary.
      * Whether a dot is escaped depends on the backslashes before it in the
      * whole name, so they are counted there; names without a backslash in
      * the window or just before it (nearly all) skip the count. */
-    const unsigned max_labels = label_counts >> 63 ? UINT_MAX : 64u - (unsigned)__builtin_clzll(label_counts | 1);
+    const unsigned max_labels = s->domain_max_labels;
     const bool escapes = backslashes || (win < len && src[-1] == '\\');
     const size_t min_start = win > max_len ? win - max_len : 0;
     uint64_t h = s->seed;
@@ -1493,6 +1544,7 @@ static inline bool lk_passed(const struct lookup *lk, unsigned k)
 static const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, const struct lookup *lk,
                                             uint64_t now)
 {
+    if (lk->pass == 0 && lk->n <= 64) return NULL; /* every probe stopped at its filter */
     for (unsigned k = lk->n; k-- > 0;) {
         if (!lk_passed(lk, k)) continue;
         uint32_t id;
@@ -1525,6 +1577,7 @@ static void lk_prefetch_candidates(const struct kg_indicator_set *s, const struc
 {
     const struct kg_ind_htab *t = &s->tabs[lk->type];
     if (t->keys) return; /* confirmed from the inline keys, already fetched */
+    if (lk->pass == 0 && lk->n <= 64) return;
     for (unsigned k = 0; k < lk->n; k++) {
         if (!lk_passed(lk, k)) continue;
         uint32_t pos = kg_ind_htab_start(t, lk->h[k]);

@@ -241,10 +241,13 @@ struct kg_indicator_query {
 
 /*
  * Matches n observations at once: out[i] is exactly what the single match
- * function for q[i].type returns. Faster per lookup on large sets: the
- * lookups are staged over groups of 16 (hash and prefetch every slot, then
- * every candidate, then probe), so their memory accesses overlap instead of
- * waiting one after another (docs/PERFORMANCE.md). Borrows q; writes out[0..n).
+ * function for q[i].type returns. Faster per lookup on large sets: four
+ * groups of 16 lookups are in flight, each at another stage (hash and
+ * prefetch filters; test filters and prefetch slots; read slots and
+ * prefetch candidate records; confirm), so their memory accesses overlap
+ * instead of waiting one after another (docs/INDICATORS.md, "Design of the
+ * index"; docs/PERFORMANCE.md). Uses about 34 KiB of stack. Borrows q;
+ * writes out[0..n).
  */
 void kg_indicator_match_batch(const struct kg_indicator_set *s, const struct kg_indicator_query *q, size_t n,
                               const struct kg_indicator **out, uint64_t now_us);

@@ -26,17 +26,18 @@
  * into the sensor, uthash chains items through 56-byte handles and hashes
  * one contiguous key itself, hsearch(3) is a single process-wide table.
  *
- * Memory at scale (10 million indicators, docs/PERFORMANCE.md): the set
- * stores no normalised key beside the indicator. A table slot is 8 bytes
- * (32-bit check tag + a reference to the value record, which holds the id);
- * on a tag match the candidate is confirmed against the listed value,
- * re-normalised on the fly (hits only), without touching the indicator.
- * The digest types (JA3, CERT_HASH, FILE_HASH, JA4) also keep [id][key]
- * inline in an array parallel to the slots, fetched with the slot, so their
- * hits confirm without the dependent read of the record (about 80 MiB at
- * the benchmark's 1 million hashes; domains and URLs are too many and too
- * long for that). IPv4 slots hold the address itself as the tag, IPv6 slots
- * the whole address, so address lookups never leave their table.
+ * Memory at scale (10 million indicators, docs/PERFORMANCE.md): a table
+ * slot is 8 bytes (32-bit check tag + a reference to the value record,
+ * which holds the id and, for the text types, the normalised key); on a tag
+ * match the candidate is confirmed against that key, without touching the
+ * indicator. The digest types (JA3, CERT_HASH, FILE_HASH, JA4) also keep
+ * [id][key] inline in an array parallel to the slots, fetched with the slot,
+ * so their hits confirm without the dependent read of the record (about
+ * 80 MiB at the benchmark's 1 million hashes; domains and URLs are too many
+ * and too long for that). IPv4 slots hold the address itself as the tag,
+ * IPv6 slots the whole address, so address lookups never leave their table.
+ * A small blocked Bloom filter in front of each large table (struct
+ * kg_ind_filter) answers most absent keys from the CPU caches.
  *
  * Threads: everything here is built by one thread on the control plane and
  * only read afterwards; the read functions keep no state.

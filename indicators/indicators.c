@@ -1304,6 +1304,20 @@ static inline uint64_t swar_maybe(uint64_t x, uint8_t c)
     return (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
 }
 
+/* dst[0..n) = src[0..n) in ASCII lower case, eight bytes at a time. */
+static inline void lower_copy(char *dst, const char *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        w = swar_lower(w); /* byte-wise: endianness does not matter */
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < n; i++)
+        dst[i] = lower_ascii(src[i]);
+}
+
 /* Bit 7 of each byte of the result is set exactly where x has the byte c. */
 static inline uint64_t swar_eq(uint64_t x, uint8_t c)
 {
@@ -1328,8 +1342,8 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
     const size_t max_len = s->domain_max_len;
     const uint64_t label_counts = s->domain_labels;
     const unsigned cap = lk->cap;
-    _Static_assert(sizeof(((struct lookup_small *)0)->buf) >= KG_IND_DOMAIN_MAX + 1 + 8,
-                   "a domain window and its padding fit every lookup");
+    _Static_assert(sizeof(((struct lookup_big *)0)->buf) >= KG_IND_DOMAIN_MAX + 1 + 8,
+                   "a domain window and its padding fit a single call's lookup");
 
     /* Only the last max_len bytes can be part of a match, plus the byte
      * before them to see whether a label boundary is there: lower-case just
@@ -1338,6 +1352,10 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
      * the last word, which kg_ind_label_fold() reads. */
     char *buf = lk->buf;
     const size_t win = KG_MIN(len, max_len + 1);
+    if (win + 8 > lk->bufcap) {
+        lk->overflow = true; /* a batch's small lookup: long names go the single-call way */
+        return;
+    }
     const char *src = name + (len - win);
     uint64_t dots[(KG_IND_DOMAIN_MAX + 1 + 7) / 8];
     uint64_t backslashes = 0;
@@ -1462,8 +1480,7 @@ static void lk_url(const struct kg_indicator_set *s, const char *host, size_t ho
         lk->overflow = true;
         return;
     }
-    for (size_t i = 0; i < host_len; i++)
-        lk->buf[i] = lower_ascii(host[i]);
+    lower_copy(lk->buf, host, host_len);
     if (uri_len == 0) {
         uri = "/";
         uri_len = 1;
@@ -1541,7 +1558,7 @@ static inline bool lk_passed(const struct lookup *lk, unsigned k)
     return k >= 64 || (lk->pass >> k & 1);
 }
 
-static const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, const struct lookup *lk,
+static inline __attribute__((always_inline)) const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, const struct lookup *lk,
                                             uint64_t now)
 {
     if (lk->pass == 0 && lk->n <= 64) return NULL; /* every probe stopped at its filter */
@@ -1559,7 +1576,7 @@ static const struct kg_indicator *lk_finish(const struct kg_indicator_set *s, co
 }
 
 /* The slots (and inline keys) of the probes the filter lets pass. */
-static void lk_prefetch_slots(const struct kg_indicator_set *s, struct lookup *lk)
+static inline __attribute__((always_inline)) void lk_prefetch_slots(const struct kg_indicator_set *s, struct lookup *lk)
 {
     const struct kg_ind_htab *t = &s->tabs[lk->type];
     uint64_t pass = 0;
@@ -1573,7 +1590,7 @@ static void lk_prefetch_slots(const struct kg_indicator_set *s, struct lookup *l
 
 /* Batch stage 2: for each probe whose slot's tag matches, the value record
  * is fetched ahead of the confirmation. */
-static void lk_prefetch_candidates(const struct kg_indicator_set *s, const struct lookup *lk)
+static inline __attribute__((always_inline)) void lk_prefetch_candidates(const struct kg_indicator_set *s, const struct lookup *lk)
 {
     const struct kg_ind_htab *t = &s->tabs[lk->type];
     if (t->keys) return; /* confirmed from the inline keys, already fetched */

@@ -26,13 +26,22 @@ uint64_t kg_ind_hash(const void *data, size_t n, uint64_t seed)
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, p, 8); /* unaligned-safe load; compiles to one mov */
-        h = round64(h, w);
+        h = round64(h, le64toh(w));
         p += 8;
         n -= 8;
     }
     if (n) {
+        /* The last 1-7 bytes as the low bytes of a word. When the key has
+         * 8 bytes or more, load the 8 that end it and shift (a copy of n
+         * bytes into w would be n stores the load then waits for). */
         uint64_t w = 0;
-        memcpy(&w, p, n);
+        if (p - (const uint8_t *)data >= 8 - (ptrdiff_t)n) {
+            memcpy(&w, p + n - 8, 8);
+            w = le64toh(w) >> (8 * (8 - n));
+        } else {
+            for (size_t i = 0; i < n; i++)
+                w |= (uint64_t)p[i] << (8 * i);
+        }
         h = round64(h, w);
     }
     /* MurmurHash3 fmix64. */

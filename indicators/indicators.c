@@ -1037,6 +1037,9 @@ int kg_indicator_set_add(struct kg_indicator_set *s, enum kg_ind_type type, cons
 
 /* --- matching (worker hot path: no allocation, no writes) ---------------------------- */
 
+/* DOMAIN: the window starts this far into buf (see lk_domain). */
+#define KG_LK_PAD 8
+
 struct lookup {
     /* What a lookup always reads first, in one cache line. */
     enum kg_ind_type type; /* the table probed */
@@ -1342,20 +1345,16 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
     const size_t max_len = s->domain_max_len;
     const uint64_t label_counts = s->domain_labels;
     const unsigned cap = lk->cap;
-    _Static_assert(sizeof(((struct lookup_big *)0)->buf) >= KG_IND_DOMAIN_MAX + 1 + 8,
-                   "a domain window and its padding fit a single call's lookup");
+    _Static_assert(sizeof(((struct lookup_small *)0)->buf) >= KG_LK_PAD + (KG_IND_DOMAIN_MAX + 1 + 7) / 8 * 8,
+                   "a domain window and its padding fit every lookup");
 
     /* Only the last max_len bytes can be part of a match, plus the byte
      * before them to see whether a label boundary is there: lower-case just
-     * that window, eight bytes at a time, and note where its dots are (bit 7
-     * of byte j of dots[k] for buf[8k + j]). buf has room for the padding of
-     * the last word, which kg_ind_label_fold() reads. */
-    char *buf = lk->buf;
+     * that window, eight bytes at a time, into buf after KG_LK_PAD bytes
+     * (kg_ind_suffix_hash reads up to 8 bytes before a suffix), and note
+     * where its dots are (bit 7 of byte j of dots[k] for byte 8k + j). */
+    char *wbuf = lk->buf + KG_LK_PAD;
     const size_t win = KG_MIN(len, max_len + 1);
-    if (win + 8 > lk->bufcap) {
-        lk->overflow = true; /* a batch's small lookup: long names go the single-call way */
-        return;
-    }
     const char *src = name + (len - win);
     uint64_t dots[(KG_IND_DOMAIN_MAX + 1 + 7) / 8];
     uint64_t backslashes = 0;
@@ -1367,7 +1366,7 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
         dots[k] = swar_eq(w, '.');
         backslashes |= swar_maybe(w, '\\');
         w = htole64(w);
-        memcpy(buf + 8 * k, &w, 8);
+        memcpy(wbuf + 8 * k, &w, 8);
     }
     if (tail) {
         uint64_t w = 0;
@@ -1384,13 +1383,14 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
         dots[full] = swar_eq(w, '.');
         backslashes |= swar_maybe(w, '\\'); /* the padding is zeros */
         w = htole64(w);
-        memcpy(buf + 8 * full, &w, 8);
+        memcpy(wbuf + 8 * full, &w, 8);
     }
     lk->win = win;
 
-    /* The suffixes that start on a label boundary, shortest first, each hash
-     * folded from the previous one (kg_ind_domain_hash's order). Past the
-     * most labels of any key no suffix can match; a suffix longer than
+    /* The suffixes that start on a label boundary, shortest first. Each
+     * probed suffix's hash comes from the chain of the window's full words
+     * from its end (kg_ind_suffix_hash), extended as the suffixes grow. Past
+     * the most labels of any key no suffix can match; a suffix longer than
      * max_len cannot match either.
      * DNS names come in presentation form, where a '.' inside a label is
      * written "\." (dissect_parsers.h): such a dot is not a label boundary.
@@ -1400,8 +1400,9 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
     const unsigned max_labels = s->domain_max_labels;
     const bool escapes = backslashes || (win < len && src[-1] == '\\');
     const size_t min_start = win > max_len ? win - max_len : 0;
-    uint64_t h = s->seed;
-    size_t end = win;    /* end of the label to fold next, in buf */
+    const char *wend = wbuf + win;
+    uint64_t h = s->seed; /* H(words) */
+    size_t words = 0;
     unsigned labels = 0; /* of the current suffix */
     unsigned n = 0;
     size_t k = (win + 7) / 8;
@@ -1428,22 +1429,22 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
             i = 0;
         }
         if (i < min_start || ++labels > max_labels) break;
-        h = kg_ind_label_fold(buf + i, end - i, h);
-        /* The hash chain needs every suffix; the probe only those whose
-         * label count some key has. */
+        /* Probe only the suffixes whose label count some key has. */
         if (label_counts >> (KG_MIN(labels, 64u) - 1) & 1) {
             if (n == cap) {
                 lk->overflow = true;
                 n = 0;
                 break;
             }
-            uint64_t ph = kg_ind_hash_final(h);
+            size_t l = win - i;
+            for (; words < l / 8; words++)
+                h = kg_ind_round64(h, kg_ind_word_before(wend - 8 * words));
+            uint64_t ph = kg_ind_suffix_hash(wend, l, h);
             lk->h[n] = ph;
             lk->start[n++] = (uint16_t)i;
             kg_ind_filter_prefetch(&t->filter, ph);
         }
         if (i == 0) break;
-        end = i - 1;
     }
     lk->n = n;
 }
@@ -1566,8 +1567,8 @@ static inline __attribute__((always_inline)) const struct kg_indicator *lk_finis
         if (!lk_passed(lk, k)) continue;
         uint32_t id;
         if (lk->type == KG_IND_DOMAIN)
-            id = find_rec_key(s, KG_IND_DOMAIN, lk->h[k], lk->buf + lk->start[k], lk->win - lk->start[k], NULL,
-                              0);
+            id = find_rec_key(s, KG_IND_DOMAIN, lk->h[k], lk->buf + KG_LK_PAD + lk->start[k],
+                              lk->win - lk->start[k], NULL, 0);
         else
             id = find_key(s, lk->type, lk->h[k], lk->k, lk->kn, lk->b, lk->bn);
         if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];

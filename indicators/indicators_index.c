@@ -66,21 +66,17 @@ uint64_t kg_ind_hash32(uint32_t w, uint64_t seed)
 
 uint64_t kg_ind_domain_hash(const char *name, size_t len, uint64_t seed)
 {
-    /* kg_ind_label_fold reads whole words: work on a padded copy. */
-    char buf[KG_IND_DOMAIN_MAX + 8];
+    /* kg_ind_suffix_hash reads whole words up to 8 bytes before the name:
+     * work on a copy with 8 bytes in front. */
+    char buf[8 + KG_IND_DOMAIN_MAX];
     if (len > KG_IND_DOMAIN_MAX) abort(); /* caller's bug: norm_domain bounds keys */
-    memcpy(buf, name, len);
+    memset(buf, 0, 8);
+    memcpy(buf + 8, name, len);
+    const char *end = buf + 8 + len;
     uint64_t h = seed;
-    size_t end = len;
-    /* Labels right to left; the same fold kg_indicator_match_domain() does
-     * while walking a name's suffixes. */
-    for (size_t i = len; i-- > 0;) {
-        if (buf[i] == '.') {
-            h = kg_ind_label_fold(buf + i + 1, end - i - 1, h);
-            end = i;
-        }
-    }
-    return kg_ind_hash_final(kg_ind_label_fold(buf, end, h));
+    for (size_t j = 0; j < len / 8; j++)
+        h = round64(h, kg_ind_word_before(end - 8 * j));
+    return kg_ind_suffix_hash(end, len, h);
 }
 
 /* --- open-addressing table ---------------------------------------------------- */

@@ -106,36 +106,39 @@ static inline uint64_t kg_ind_hash_final(uint64_t h)
 }
 
 /*
- * One label (n <= 63 bytes at p) folded into a domain hash state. Reads
- * whole 8-byte words: p must stay readable up to the next multiple of 8
- * bytes past p + n (callers work on padded buffers); the bytes past the
- * label are masked off. A state is not a hash yet: kg_ind_hash_final()
- * makes one, so a walk over a name's suffixes pays one round per word and
- * one finaliser per suffix it probes.
+ * Domain hashing reads a name right to left, in 8-byte words aligned to its
+ * end, so every suffix of a name shares the chain of its full words: with
+ * end the end of the name,
+ *
+ *   H(0) = seed,  H(j + 1) = round(H(j), the 8 bytes ending at end - 8j)
+ *
+ * and the suffix of length L = 8j + r is final(round(H(j) ^ L, the r bytes
+ * before those j words)). A lookup walking a name's suffixes pays one round
+ * per 8 bytes of the name once, then one round and one finaliser per suffix
+ * it probes, whatever the labels.
  */
-static inline uint64_t kg_ind_label_fold(const char *p, size_t n, uint64_t h)
+
+/* The word of the 8 bytes that end at p (p[-8..-1]), little-endian. */
+static inline uint64_t kg_ind_word_before(const char *p)
 {
-    h = kg_ind_round64(h, (uint64_t)n + 1);
-    for (;;) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        w = le64toh(w);
-        if (n <= 8) {
-            /* Little-endian: the label's bytes are the low ones. */
-            w &= n ? ~0ull >> (64 - 8 * n) : 0;
-            return kg_ind_round64(h, w);
-        }
-        h = kg_ind_round64(h, w);
-        p += 8;
-        n -= 8;
-    }
+    uint64_t w;
+    memcpy(&w, p - 8, 8);
+    return le64toh(w);
+}
+
+/* The suffix hash of length l, given h = H(l / 8) for the name ending at
+ * end; reads end[-8 * (l / 8) - 8 ..], which must be readable (callers pad
+ * the front of their buffers with 8 bytes). */
+static inline uint64_t kg_ind_suffix_hash(const char *end, size_t l, uint64_t h)
+{
+    size_t j = l / 8, r = l % 8;
+    uint64_t w = r ? kg_ind_word_before(end - 8 * j) >> (8 * (8 - r)) : 0;
+    return kg_ind_hash_final(kg_ind_round64(h ^ ((uint64_t)l * KG_IND_P1), w));
 }
 
 /*
  * Hash of a domain name (lower case, no trailing dot, at most
- * KG_IND_DOMAIN_MAX bytes) folded label by label from the rightmost one,
- * then finalised. A lookup therefore gets the hash of every parent domain
- * of a name in a single right-to-left pass.
+ * KG_IND_DOMAIN_MAX bytes): its suffix hash of its whole length (above).
  */
 uint64_t kg_ind_domain_hash(const char *name, size_t len, uint64_t seed);
 

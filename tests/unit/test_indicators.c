@@ -2142,6 +2142,109 @@ static void test_batch_overflow(void)
     kg_indicator_set_free(s);
 }
 
+/* Domain lookups (single and batched) against a plain reference: for every
+ * suffix of the lower-cased name that starts at its beginning or after an
+ * unescaped dot, longest first, a binary search in the sorted key list.
+ * Random names mix listed keys, labels of all lengths, upper case, escaped
+ * dots ("\."), backslashes and names longer than any key; the set is large
+ * enough that every filter is in use. */
+static const char *ref_domain(char **keys, size_t nkeys, const char *name)
+{
+    size_t len = strlen(name);
+    if (len && name[len - 1] == '.') len--;
+    char low[400];
+    if (len == 0 || len >= sizeof(low)) return NULL;
+    for (size_t i = 0; i < len; i++)
+        low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    low[len] = '\0';
+    for (size_t i = 0; i < len; i++) {
+        if (i > 0) {
+            if (name[i - 1] != '.') continue;
+            size_t bs = 0;
+            while (i - 1 > bs && name[i - 2 - bs] == '\\') bs++;
+            if (bs % 2) continue; /* an escaped dot */
+        }
+        const char *key = low + i;
+        char **hit = bsearch(&key, keys, nkeys, sizeof(*keys), cmp_str);
+        if (hit) return *hit;
+    }
+    return NULL;
+}
+
+static void test_domain_differential(void)
+{
+    enum { NKEYS = 6000, NQ = 20000 };
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_err err;
+    char **keys = calloc(NKEYS, sizeof(*keys));
+    size_t nkeys = 0;
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz0123456789-";
+    for (size_t i = 0; i < NKEYS; i++) {
+        char k[200];
+        size_t n = 0, labels = 1 + rnd_below(4);
+        for (size_t l = 0; l < labels; l++) {
+            if (l) k[n++] = '.';
+            size_t ll = 1 + rnd_below(l == labels - 1 ? 4 : 20); /* short TLD-like last label */
+            for (size_t c = 0; c < ll; c++) k[n++] = alpha[rnd_below(36)];
+        }
+        k[n] = '\0';
+        if (kg_indicator_set_add(s, KG_IND_DOMAIN, k, "t", &err) == 0) keys[nkeys++] = strdup(k);
+    }
+    kg_indicator_set_finalize(s);
+    qsort(keys, nkeys, sizeof(*keys), cmp_str);
+    /* Duplicates were refused by the set: drop them from the reference too. */
+    size_t u = 0;
+    for (size_t i = 0; i < nkeys; i++)
+        if (u == 0 || strcmp(keys[u - 1], keys[i]) != 0) keys[u++] = keys[i];
+        else free(keys[i]);
+    nkeys = u;
+
+    char (*q)[400] = calloc(NQ, sizeof(*q));
+    struct kg_indicator_query *bq = calloc(NQ, sizeof(*bq));
+    const struct kg_indicator **out = calloc(NQ, sizeof(*out));
+    size_t wrong_single = 0, wrong_batch = 0, hits = 0;
+    for (size_t i = 0; i < NQ; i++) {
+        char *p = q[i];
+        size_t n = 0, pre = rnd_below(5);
+        for (size_t l = 0; l < pre; l++) { /* labels in front, some with escapes */
+            size_t ll = 1 + rnd_below(l % 2 ? 60 : 8);
+            for (size_t c = 0; c < ll && n < 300; c++) {
+                uint32_t r = rnd_below(40);
+                p[n++] = r == 0 ? '\\' : r == 1 ? 'X' : alpha[rnd_below(36)];
+                if (r == 0 && n < 300) p[n++] = rnd_below(2) ? '.' : '\\';
+            }
+            p[n++] = '.';
+        }
+        const char *base = keys[rnd_below((uint32_t)nkeys)];
+        size_t bl = strlen(base);
+        memcpy(p + n, base, bl);
+        if (rnd_below(3) == 0) p[n + rnd_below((uint32_t)bl)] ^= 0x20; /* case or a mutation */
+        if (rnd_below(4) == 0 && bl > 2) p[n + 1 + rnd_below((uint32_t)bl - 2)] = (char)(rnd_below(2) ? '.' : '\\');
+        n += bl;
+        if (rnd_below(4) == 0) p[n++] = '.';
+        p[n] = '\0';
+        const char *want = ref_domain(keys, nkeys, p);
+        const struct kg_indicator *got = kg_indicator_match_domain(s, p, n, 0);
+        hits += want != NULL;
+        if ((got == NULL) != (want == NULL) || (got && strcmp(got->value, want) != 0)) {
+            if (wrong_single++ < 5) fprintf(stderr, "domain '%s': got %s, want %s\n", p, value_of(got), want ? want : "(no match)");
+        }
+        bq[i] = (struct kg_indicator_query){.type = KG_IND_DOMAIN, .value = p, .len = n};
+    }
+    kg_indicator_match_batch(s, bq, NQ, out, 0);
+    for (size_t i = 0; i < NQ; i++)
+        wrong_batch += out[i] != kg_indicator_match_domain(s, q[i], strlen(q[i]), 0);
+    CHECK_EQ_INT(wrong_single, 0);
+    CHECK_EQ_INT(wrong_batch, 0);
+    CHECK(hits > NQ / 4); /* the test does exercise matches */
+    for (size_t i = 0; i < nkeys; i++) free(keys[i]);
+    free(keys);
+    free(q);
+    free(bq);
+    free(out);
+    kg_indicator_set_free(s);
+}
+
 int main(void)
 {
     const char *src = getenv("KG_SOURCE_DIR");
@@ -2164,6 +2267,7 @@ int main(void)
     KG_TEST_RUN(test_hash_keys_inline);
     KG_TEST_RUN(test_domain_label_counts);
     KG_TEST_RUN(test_batch_overflow);
+    KG_TEST_RUN(test_domain_differential);
     KG_TEST_RUN(test_random_200k);
     KG_TEST_RUN(test_lpm_bruteforce);
     KG_TEST_RUN(test_concurrent_readers);

@@ -370,6 +370,9 @@ static void build_queries(struct workload *w, enum kind k, size_t nq, uint64_t n
     }
 }
 
+/* Queries per kg_indicator_match_batch() call (--burst). */
+static size_t g_burst = 64;
+
 /* Runs the workload; returns the number of answers that differ from the
  * expected hit/miss. */
 static size_t run(const struct workload *w, uint64_t now)
@@ -404,9 +407,10 @@ static size_t run(const struct workload *w, uint64_t now)
  * (what a worker would collect from one batch of packets). */
 static size_t run_batch(const struct workload *w, uint64_t now)
 {
-    enum { BURST = 64 };
-    struct kg_indicator_query qs[BURST];
-    const struct kg_indicator *out[BURST];
+    enum { BURST_MAX = 4096 };
+    const size_t BURST = g_burst;
+    struct kg_indicator_query qs[BURST_MAX];
+    const struct kg_indicator *out[BURST_MAX];
     size_t wrong = 0;
     for (size_t base = 0; base < w->nq; base += BURST) {
         size_t n = w->nq - base < BURST ? w->nq - base : BURST;
@@ -483,9 +487,10 @@ static double timed(const struct workload *w, uint64_t now, bool batch, long nt,
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_indicators [-n INDICATORS] [-q QUERIES] [-t THREADS] [-k KIND] [-d DIR] [--keep] [--batch-only]\n"
+    fprintf(stderr, "usage: bench_indicators [-n INDICATORS] [-q QUERIES] [-t THREADS] [-k KIND] [-d DIR] [--keep] [--batch-only] [--burst N]\n"
                     "  KIND: 0 IPv4, 1 CIDR, 2 IPv6, 3 domain, 4 URL, 5 hashes (default: all)\n"
-                    "  --batch-only: time kg_indicator_match_batch only (single calls print 0)\n");
+                    "  --batch-only: time kg_indicator_match_batch only (single calls print 0)\n"
+                    "  --burst N: queries per kg_indicator_match_batch call (default 64, at most 4096)\n");
 }
 
 int main(int argc, char **argv)
@@ -512,6 +517,12 @@ int main(int argc, char **argv)
             keep = true;
         } else if (strcmp(argv[i], "--batch-only") == 0) {
             batch_only = true;
+        } else if (strcmp(argv[i], "--burst") == 0 && i + 1 < argc) {
+            g_burst = (size_t)atol(argv[++i]);
+            if (g_burst < 1 || g_burst > 4096) {
+                usage();
+                return 2;
+            }
         } else {
             usage();
             return 2;

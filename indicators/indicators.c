@@ -43,6 +43,11 @@ struct source {
     size_t count[KG_IND_TYPE_COUNT];
 };
 
+/* A validity window, microseconds since the epoch; 0 = unbounded. */
+struct window {
+    uint64_t from, until;
+};
+
 struct kg_indicator_set {
     struct kg_indicator *inds; /* by id */
     uint32_t n, cap;
@@ -59,6 +64,7 @@ struct kg_indicator_set {
     uint64_t domain_labels;
     unsigned domain_max_labels; /* past this many labels no suffix can match (UINT_MAX: no bound) */
     bool has_validity;                           /* some indicator has a bounded window */
+    struct window *windows; /* with has_validity: by id, like inds (cap entries) */
     uint32_t *parent; /* with has_validity: next shorter IPv4 prefix of a /0-/24 one */
 
     struct source *srcs;
@@ -238,6 +244,7 @@ void kg_indicator_set_free(struct kg_indicator_set *s)
     free(s->parent);
     free(s->srcs);
     free(s->inds);
+    free(s->windows);
     free(s);
 }
 
@@ -250,6 +257,7 @@ void kg_indicator_set_finalize(struct kg_indicator_set *s)
      * out yet (matching starts after finalize), so moving them is safe. */
     if (s->n && s->n < s->cap) {
         s->inds = kg_xrealloc(s->inds, s->n * sizeof(*s->inds));
+        if (s->windows) s->windows = kg_xrealloc(s->windows, s->n * sizeof(*s->windows));
         s->cap = s->n;
     }
     if (s->has_validity && s->n) {
@@ -317,25 +325,32 @@ void kg_indicator_set_count_by_source(const struct kg_indicator_set *s,
             if (s->srcs[i].count[t]) cb(user, s->srcs[i].name, (enum kg_ind_type)t, s->srcs[i].count[t]);
 }
 
-static inline bool window_has(const struct kg_indicator *ind, uint64_t now)
+static inline bool window_has(const struct window *w, uint64_t now)
 {
-    return (ind->valid_from_us == 0 || now >= ind->valid_from_us) &&
-           (ind->valid_until_us == 0 || now < ind->valid_until_us);
+    return (w->from == 0 || now >= w->from) && (w->until == 0 || now < w->until);
 }
 
 size_t kg_indicator_set_count_invalid(const struct kg_indicator_set *s, uint64_t now_us)
 {
     size_t k = 0;
     for (uint32_t i = 0; s && s->has_validity && i < s->n; i++)
-        k += !window_has(&s->inds[i], now_us);
+        k += !window_has(&s->windows[i], now_us);
     return k;
+}
+
+void kg_indicator_validity(const struct kg_indicator_set *s, const struct kg_indicator *ind, uint64_t *from_us,
+                           uint64_t *until_us)
+{
+    const struct window *w = s && ind && s->windows && ind->id < s->n ? &s->windows[ind->id] : NULL;
+    if (from_us) *from_us = w ? w->from : 0;
+    if (until_us) *until_us = w ? w->until : 0;
 }
 
 /* The hot-path check: one well-predicted branch when no indicator of the
  * set has a window (the usual case for Zeek feeds). */
 static inline bool valid_at(const struct kg_indicator_set *s, uint32_t id, uint64_t now)
 {
-    return !now || !s->has_validity || window_has(&s->inds[id], now);
+    return !now || !s->has_validity || window_has(&s->windows[id], now);
 }
 
 /* --- value helpers ---------------------------------------------------------------- */
@@ -915,6 +930,10 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
         size_t ncap = s->cap ? (size_t)s->cap * 2 : 256;
         if (ncap > KG_IND_MAX_COUNT) ncap = KG_IND_MAX_COUNT;
         s->inds = kg_xrealloc(s->inds, ncap * sizeof(*s->inds));
+        if (s->windows) {
+            s->windows = kg_xrealloc(s->windows, ncap * sizeof(*s->windows));
+            memset(s->windows + s->cap, 0, (ncap - s->cap) * sizeof(*s->windows));
+        }
         s->cap = (uint32_t)ncap;
     }
     uint32_t id = s->n;
@@ -945,9 +964,13 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
     ind->file = in->file ? in->file : "";
     ind->line = in->line;
     ind->severity = (int8_t)(in->severity >= 1 && in->severity <= 3 ? in->severity : 0);
-    ind->valid_from_us = in->valid_from_us;
-    ind->valid_until_us = in->valid_until_us;
-    if (in->valid_from_us || in->valid_until_us) s->has_validity = true;
+    if (in->valid_from_us || in->valid_until_us) {
+        if (!s->windows) s->windows = kg_xcalloc(s->cap, sizeof(*s->windows));
+        s->windows[id] = (struct window){in->valid_from_us, in->valid_until_us};
+        s->has_validity = true;
+    } else if (s->windows) {
+        s->windows[id] = (struct window){0, 0};
+    }
     uint32_t nmeta = in->nmeta > UINT16_MAX ? UINT16_MAX : in->nmeta;
     ind->nmeta = (uint16_t)nmeta;
     if (nmeta) {

@@ -79,23 +79,24 @@ const char *kg_ind_format_name(enum kg_ind_format f);
  */
 enum kg_ind_format kg_ind_format_split(const char *path, const char **file);
 
-/* One indicator. Owned by its set; valid as long as the set. */
+/* One indicator. Owned by its set; valid as long as the set. 72 bytes: ten
+ * million of them are most of a national set's memory, so the validity
+ * window, which few feeds give, lives beside the array
+ * (kg_indicator_validity). */
 struct kg_indicator {
-    enum kg_ind_type type;
-    uint32_t id;         /* index within the set */
     const char *value;   /* as listed in the feed (surrounding blanks removed) */
     const char *source;  /* feed's source name; "" when absent (docs/INDICATORS.md says which) */
     const char *feed_id; /* the feed's own id for the indicator (STIX id, MISP uuid); "" when none */
     const char *desc;    /* description (meta.desc, STIX name, MISP comment, SSLBL reason); "" when none */
     const char *file;    /* feed file it came from ("" for kg_indicator_set_add) */
-    uint64_t valid_from_us;  /* validity window, microseconds since the epoch; 0 = unbounded */
-    uint64_t valid_until_us; /* exclusive end; 0 = unbounded */
+    const char *const *meta_keys;
+    const char *const *meta_values;
+    enum kg_ind_type type;
+    uint32_t id;         /* index within the set */
     uint32_t line;       /* line in that file (for STIX: the object's index in "objects", from 1) */
     uint16_t nmeta;      /* extra key/value pairs (Zeek meta.* columns without "meta.", STIX
                           * labels/confidence, MISP category, ...) */
     int8_t severity;     /* 1 (high) .. 3 (low); 0 = not given */
-    const char *const *meta_keys;
-    const char *const *meta_values;
 };
 
 struct kg_indicator_load_report {
@@ -200,6 +201,12 @@ void kg_indicator_set_count_by_source(const struct kg_indicator_set *s,
 /* Number of indicators whose validity window does not contain now_us
  * (expired or not yet valid). */
 size_t kg_indicator_set_count_invalid(const struct kg_indicator_set *s, uint64_t now_us);
+
+/* The validity window of an indicator of s, microseconds since the epoch:
+ * *from_us the first valid instant, *until_us the first invalid one; 0 =
+ * unbounded on that side. */
+void kg_indicator_validity(const struct kg_indicator_set *s, const struct kg_indicator *ind, uint64_t *from_us,
+                           uint64_t *until_us);
 
 /* Most specific ADDR or SUBNET containing the address (an ADDR is a /32 or
  * /128). family 4 (4 bytes at addr) or 6 (16 bytes). NULL if none. */

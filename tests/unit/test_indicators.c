@@ -1301,10 +1301,13 @@ static void test_validity(void)
     CHECK_EQ_INT(c.rep.bad_lines, 2);
     kg_indicator_set_finalize(s);
     const struct kg_indicator *ind = kg_indicator_match_domain(s, "z1.example", 10, 0);
-    CHECK(ind && ind->valid_from_us == T_2024 && ind->valid_until_us == T_2024 + DAY_US);
+    uint64_t from = 1, until = 1;
+    kg_indicator_validity(s, ind, &from, &until);
+    CHECK(ind && from == T_2024 && until == T_2024 + DAY_US);
     CHECK(kg_indicator_match_domain(s, "z1.example", 10, now) == NULL);
     ind = kg_indicator_match_domain(s, "z2.example", 10, now);
-    CHECK(ind && ind->valid_from_us == T_2024 && ind->valid_until_us == 0);
+    kg_indicator_validity(s, ind, &from, &until);
+    CHECK(ind && from == T_2024 && until == 0);
     kg_indicator_set_free(s);
 }
 
@@ -1492,8 +1495,10 @@ static void test_stix(void)
         CHECK_EQ_STR(ind->desc, "C2 server");
         CHECK_EQ_STR(meta(ind, "labels"), "c2,emotet");
         CHECK_EQ_STR(meta(ind, "confidence"), "85");
-        CHECK_EQ_INT(ind->valid_from_us, T_2024);
-        CHECK_EQ_INT(ind->valid_until_us, 0);
+        uint64_t from = 1, until = 1;
+        kg_indicator_validity(s, ind, &from, &until);
+        CHECK_EQ_INT(from, T_2024);
+        CHECK_EQ_INT(until, 0);
         CHECK_EQ_INT(ind->line, 2);
     }
     /* OR'd comparisons: one indicator each, sharing the object's id. */

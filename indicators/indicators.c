@@ -172,7 +172,9 @@ static uint32_t vrec_add(struct kg_indicator_set *s, uint32_t id, const char *v,
 {
     _Static_assert(KG_IND_VALUE_MAX + KG_IND_NAME_MAX < 65536, "record lengths are 16-bit");
     size_t need = (sizeof(struct vrec) + len + 1 + 3) & ~(size_t)3;
-    if (!s->nvchunks || KG_IND_VCHUNK_SIZE - s->vused < need) {
+    /* 32 bytes of slack after the last record of a chunk: short keys are
+     * compared 32 bytes at a time (eq32). */
+    if (!s->nvchunks || KG_IND_VCHUNK_SIZE - s->vused < need + 32) {
         if (s->nvchunks == KG_IND_VCHUNK_MAX) return KG_IND_NONE;
         if (s->nvchunks == s->vchunks_cap) {
             s->vchunks_cap = s->vchunks_cap ? s->vchunks_cap * 2 : 16;
@@ -751,9 +753,28 @@ static inline bool bytes_eq(const char *p, const char *q, size_t n)
     return diff == 0;
 }
 
+/* p[0..n) == q[0..n) for n <= 32, with no branch on the data: both sides
+ * must have 32 readable bytes (records have slack after them, lookups
+ * buffers too). A byte loop here mispredicts on every lookup whose length
+ * differs from the last one's. */
+static inline bool eq32(const char *p, const char *q, size_t n)
+{
+    uint64_t diff = 0;
+    for (size_t i = 0; i < 32; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, p + i, 8);
+        memcpy(&y, q + i, 8);
+        size_t left = n > i ? n - i : 0;
+        uint64_t mask = left >= 8 ? ~0ull : ~0ull >> (63 - 8 * left) >> 1;
+        diff |= (le64toh(x) ^ le64toh(y)) & mask;
+    }
+    return diff == 0;
+}
+
 static inline bool key_eq(const struct vrec *r, enum kg_ind_type type, const char *a, size_t an, const char *b,
                           size_t bn)
 {
+    if (type == KG_IND_DOMAIN && an <= 32) return r->len == an && eq32(r->value, a, an);
     if (r->len != an + bn || !bytes_eq(r->value, a, an)) return false;
     if (type == KG_IND_URL) return r->aux == an && memcmp(r->value + an, b, bn) == 0;
     return true;
@@ -1098,7 +1119,7 @@ struct lookup_small {
     struct lookup lk;
     uint64_t h[KG_LK_SMALL_PROBES];
     uint16_t start[KG_LK_SMALL_PROBES];
-    char buf[KG_IND_DOMAIN_MAX + 1 + 8 + 2];
+    char buf[KG_LK_PAD + KG_IND_DOMAIN_MAX + 1 + 32]; /* + 32: eq32 reads that far past a suffix */
 };
 
 static inline struct lookup *lookup_big_init(struct lookup_big *b)

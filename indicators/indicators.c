@@ -1342,6 +1342,13 @@ static inline uint64_t swar_lower(uint64_t x)
     return x | (upper >> 2);                   /* 0x80 >> 2 = 0x20 */
 }
 
+/* Bit 7 of each byte of x (as swar_eq leaves them) gathered into bits 0-7,
+ * byte i's in bit i. */
+static inline uint64_t swar_gather(uint64_t x)
+{
+    return (x * 0x0002040810204081ull) >> 56;
+}
+
 /* Non-zero exactly when some byte of x is c (which bytes the set bits mark
  * is not exact past the first c, so this only answers yes/no). Cheaper than
  * swar_eq. */
@@ -1396,18 +1403,19 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
      * before them to see whether a label boundary is there: lower-case just
      * that window, eight bytes at a time, into buf after KG_LK_PAD bytes
      * (kg_ind_suffix_hash reads up to 8 bytes before a suffix), and note
-     * where its dots are (bit 7 of byte j of dots[k] for byte 8k + j). */
+     * where its dots are, a bit per byte. */
     char *wbuf = lk->buf + KG_LK_PAD;
     const size_t win = KG_MIN(len, max_len + 1);
     const char *src = name + (len - win);
-    uint64_t dots[(KG_IND_DOMAIN_MAX + 1 + 7) / 8];
+    /* Bit j of dotbits[w]: byte 64w + j of the window is a dot. */
+    uint64_t dotbits[(KG_IND_DOMAIN_MAX + 1 + 63) / 64] = {0};
     uint64_t backslashes = 0;
     const size_t full = win / 8, tail = win % 8;
     for (size_t k = 0; k < full; k++) {
         uint64_t w;
         memcpy(&w, src + 8 * k, 8);
         w = swar_lower(le64toh(w));
-        dots[k] = swar_eq(w, '.');
+        dotbits[k / 8] |= swar_gather(swar_eq(w, '.')) << (8 * (k % 8));
         backslashes |= swar_maybe(w, '\\');
         w = htole64(w);
         memcpy(wbuf + 8 * k, &w, 8);
@@ -1424,7 +1432,7 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
                 w |= (uint64_t)(uint8_t)src[8 * full + j] << (8 * j);
         }
         w = swar_lower(w);
-        dots[full] = swar_eq(w, '.');
+        dotbits[full / 8] |= swar_gather(swar_eq(w, '.')) << (8 * (full % 8));
         backslashes |= swar_maybe(w, '\\'); /* the padding is zeros */
         w = htole64(w);
         memcpy(wbuf + 8 * full, &w, 8);
@@ -1449,19 +1457,19 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
     size_t words = 0;
     unsigned labels = 0; /* of the current suffix */
     unsigned n = 0;
-    size_t k = (win + 7) / 8;
-    uint64_t m = dots[k - 1];
+    size_t k = (win - 1) / 64; /* names of up to 64 bytes: one word, no skipping */
+    uint64_t m = dotbits[k];
     for (;;) {
         /* Next boundary to the left: after the dot at `pos`, or the start
          * of the window (i == 0), which, if the window is not the whole
          * name, is longer than any indicator and stops the walk. */
         size_t i;
-        while (m == 0 && k > 1)
-            m = dots[--k - 1];
+        while (m == 0 && k > 0)
+            m = dotbits[--k];
         if (m) {
             unsigned bit = 63u - (unsigned)__builtin_clzll(m);
             m &= ~(1ull << bit);
-            size_t pos = 8 * (k - 1) + bit / 8;
+            size_t pos = 64 * k + bit;
             if (escapes) {
                 size_t at = len - win + pos, bs = 0; /* index of the dot in name */
                 while (at > bs && name[at - bs - 1] == '\\')

@@ -19,8 +19,8 @@
  * Why hand-written tables rather than a library: lookups run on the worker
  * hot path (two address lookups per flow, one per DNS name, SNI, JA3,
  * certificate or HTTP request), must not allocate or lock, and need keys
- * hashed in type-specific ways: a domain's parents hashed incrementally
- * label by label, a URL as host + path in two separate pieces, an address
+ * hashed in type-specific ways: all of a domain's parents hashed from one
+ * chain over the name's words, a URL as host + path in two separate pieces, an address
  * masked per prefix length. Nothing packaged for Debian 12 fits: glib's
  * GHashTable works through callbacks on 32-bit hashes and would pull glib
  * into the sensor, uthash chains items through 56-byte handles and hashes

@@ -1155,6 +1155,35 @@ static inline struct lookup *lookup_small_init(struct lookup_small *b)
  *   3: the long probes' filter tests, prefetch their slots;
  *   4: probe, most specific first, and fall back to the l1/l2 entry.
  */
+/* The two-level table's l2 entry of address a, under the l1 entry e (whose
+ * bit 31 says the /16 has a block). */
+static inline const uint32_t *v4_l2_entry(const struct kg_ind_v4 *x, uint32_t e, uint32_t a)
+{
+    return &x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)];
+}
+
+/* The /0-/24 prefix a two-level entry names (bit 31 aside: it only flags
+ * blocks or /25-/31 prefixes), or the next shorter one covering it when that
+ * one is not valid at now. */
+static const struct kg_indicator *v4_covering(const struct kg_indicator_set *s, uint32_t e, uint64_t now)
+{
+    uint32_t c = e & 0x7fffffffu;
+    if (!c) return NULL;
+    uint32_t id = c - 1;
+    while (id != KG_IND_NONE && !valid_at(s, id, now))
+        id = s->parent ? s->parent[id] : KG_IND_NONE;
+    return id == KG_IND_NONE ? NULL : &s->inds[id];
+}
+
+/* The exact probe of a /32 (or /25-/31 prefix) whose slot was fetched. */
+static inline const struct kg_indicator *v4_probe(const struct kg_indicator_set *s, const struct kg_ind_htab *t,
+                                                  uint64_t h, uint32_t masked, uint64_t now)
+{
+    uint32_t pos = kg_ind_htab_start(t, h);
+    uint32_t id = kg_ind_htab_next(t, masked, &pos);
+    return id != KG_IND_NONE && valid_at(s, id, now) ? &s->inds[id] : NULL;
+}
+
 static void v4_stage1(const struct kg_indicator_set *s, uint32_t a, struct lookup *lk)
 {
     const struct kg_ind_v4 *x = &s->v4;
@@ -1171,7 +1200,7 @@ static void v4_stage1(const struct kg_indicator_set *s, uint32_t a, struct looku
     if (x->l1) {
         uint32_t e = x->l1[a >> 16];
         lk->kn = e;
-        if (e & 0x80000000u) __builtin_prefetch(&x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)]);
+        if (e & 0x80000000u) __builtin_prefetch(v4_l2_entry(x, e, a));
     }
 }
 
@@ -1186,7 +1215,7 @@ static void v4_stage2(const struct kg_indicator_set *s, struct lookup *lk)
         lk->n &= ~1u;
     uint32_t e = (uint32_t)lk->kn;
     if (e & 0x80000000u) {
-        e = x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)];
+        e = *v4_l2_entry(x, e, a);
         lk->kn = e;
         if (e & 0x80000000u) {
             for (unsigned i = 0; i < x->nlong; i++) {
@@ -1217,29 +1246,16 @@ static const struct kg_indicator *v4_finish(const struct kg_indicator_set *s, co
 {
     const struct kg_ind_v4 *x = &s->v4;
     uint32_t a = (uint32_t)lk->win;
-    if (lk->n & 1) {
-        const struct kg_ind_htab *t32 = &x->tabs[32];
-        uint32_t pos = kg_ind_htab_start(t32, lk->h[0]);
-        uint32_t id = kg_ind_htab_next(t32, a, &pos);
-        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
-    }
+    const struct kg_indicator *ind;
+    if ((lk->n & 1) && (ind = v4_probe(s, &x->tabs[32], lk->h[0], a, now))) return ind;
     if (!x->l1) return NULL;
     for (unsigned i = 0; i < x->nlong; i++) {
-        if (!(lk->n >> (8 + i) & 1)) continue;
-        const struct kg_ind_htab *t = &x->tabs[x->long_lens[i]];
-        uint32_t pos = kg_ind_htab_start(t, lk->h[1 + i]);
-        uint32_t id = kg_ind_htab_next(t, kg_ind_v4_mask(a, x->long_lens[i]), &pos);
-        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
+        unsigned plen = x->long_lens[i];
+        if ((lk->n >> (8 + i) & 1) && (ind = v4_probe(s, &x->tabs[plen], lk->h[1 + i], kg_ind_v4_mask(a, plen), now)))
+            return ind;
     }
-    /* The l1 entry, or (stage 2 read it) the l2 entry: bit 31 there only
-     * says that /25-/31 prefixes exist. */
-    uint32_t c = (uint32_t)lk->kn & 0x7fffffffu;
-    if (!c) return NULL;
-    uint32_t id = c - 1;
-    /* An expired prefix gives way to the next shorter one that covers it. */
-    while (id != KG_IND_NONE && !valid_at(s, id, now))
-        id = s->parent ? s->parent[id] : KG_IND_NONE;
-    return id == KG_IND_NONE ? NULL : &s->inds[id];
+    /* The l1 entry, or (stage 2 read it) the l2 entry. */
+    return v4_covering(s, (uint32_t)lk->kn, now);
 }
 
 /* A single IPv4 lookup: the /32 slot and the l2 entry are fetched in
@@ -1260,15 +1276,12 @@ static const struct kg_indicator *match_v4(const struct kg_indicator_set *s, uin
     if (x->l1) {
         e = x->l1[a >> 16];
         if (e & 0x80000000u) {
-            e2 = &x->l2[(size_t)(e & 0x7fffffffu) * 256 + ((a >> 8) & 255)];
+            e2 = v4_l2_entry(x, e, a);
             __builtin_prefetch(e2);
         }
     }
-    if (t32->count) {
-        uint32_t pos = kg_ind_htab_start(t32, h32);
-        uint32_t id = kg_ind_htab_next(t32, a, &pos);
-        if (id != KG_IND_NONE && valid_at(s, id, now)) return &s->inds[id];
-    }
+    const struct kg_indicator *ind;
+    if (t32->count && (ind = v4_probe(s, t32, h32, a, now))) return ind;
     if (!x->l1) return NULL;
     if (e2) {
         e = *e2;
@@ -1280,13 +1293,7 @@ static const struct kg_indicator *match_v4(const struct kg_indicator_set *s, uin
             }
         }
     }
-    uint32_t c = e & 0x7fffffffu;
-    if (!c) return NULL;
-    uint32_t id = c - 1;
-    /* An expired prefix gives way to the next shorter one that covers it. */
-    while (id != KG_IND_NONE && !valid_at(s, id, now))
-        id = s->parent ? s->parent[id] : KG_IND_NONE;
-    return id == KG_IND_NONE ? NULL : &s->inds[id];
+    return v4_covering(s, e, now);
 }
 
 /* IPv6 with the probe hashes already computed (and their slots fetched):
@@ -1786,9 +1793,6 @@ void kg_indicator_match_batch(const struct kg_indicator_set *s, const struct kg_
         return;
     }
     struct lookup_small lk[KG_BATCH_STAGES][KG_BATCH_GROUP];
-    for (size_t st = 0; st < KG_BATCH_STAGES; st++)
-        for (size_t i = 0; i < KG_BATCH_GROUP; i++)
-            lookup_small_init(&lk[st][i]);
     size_t ngroups = (n + KG_BATCH_GROUP - 1) / KG_BATCH_GROUP;
     for (size_t g = 0; g < ngroups + KG_BATCH_STAGES - 1; g++) {
         /* Stage 1, group g. */
@@ -1796,7 +1800,7 @@ void kg_indicator_match_batch(const struct kg_indicator_set *s, const struct kg_
             size_t base = g * KG_BATCH_GROUP, m = KG_MIN(n - base, (size_t)KG_BATCH_GROUP);
             struct lookup_small *l = lk[g % KG_BATCH_STAGES];
             for (size_t i = 0; i < m; i++)
-                batch_prepare(s, &q[base + i], &l[i].lk);
+                batch_prepare(s, &q[base + i], lookup_small_init(&l[i]));
         }
         /* Stage 2, group g - 1. */
         if (g >= 1 && g - 1 < ngroups) {

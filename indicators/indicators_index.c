@@ -389,11 +389,18 @@ static inline uint64_t load_be64(const uint8_t *p)
     return be64toh(v);
 }
 
-void kg_ind_v6_load(const uint8_t *a, unsigned plen, uint64_t *hi, uint64_t *lo)
+/* The masks of a /plen prefix over the two host-order words of an address. */
+static inline void v6_masks(unsigned plen, uint64_t *mhi, uint64_t *mlo)
 {
     /* Shifts by 64 are undefined in C: the edges are spelled out. */
-    uint64_t mhi = plen >= 64 ? ~0ull : plen == 0 ? 0 : ~0ull << (64 - plen);
-    uint64_t mlo = plen <= 64 ? 0 : plen >= 128 ? ~0ull : ~0ull << (128 - plen);
+    *mhi = plen >= 64 ? ~0ull : plen == 0 ? 0 : ~0ull << (64 - plen);
+    *mlo = plen <= 64 ? 0 : plen >= 128 ? ~0ull : ~0ull << (128 - plen);
+}
+
+void kg_ind_v6_load(const uint8_t *a, unsigned plen, uint64_t *hi, uint64_t *lo)
+{
+    uint64_t mhi, mlo;
+    v6_masks(plen, &mhi, &mlo);
     *hi = load_be64(a) & mhi;
     *lo = load_be64(a + 8) & mlo;
 }
@@ -419,17 +426,20 @@ void kg_ind_v6_free(struct kg_ind_v6 *x)
     memset(x, 0, sizeof(*x));
 }
 
-uint32_t kg_ind_v6_find(const struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned plen, uint64_t seed)
+/* Probe of one length's table for the masked address (hi, lo) of hash h. */
+static uint32_t probe6(const struct kg_ind_htab6 *t, uint64_t hi, uint64_t lo, uint64_t h)
 {
-    const struct kg_ind_htab6 *t = &x->tabs[plen];
-    if (!t->slots) return KG_IND_NONE;
-    uint64_t h = v6_hash(hi, lo, plen, seed);
-    if (!kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
+    if (!t->slots || !kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
     for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
         const struct kg_ind_slot6 *sl = &t->slots[i];
         if (sl->id == KG_IND_NONE) return KG_IND_NONE;
         if (sl->hi == hi && sl->lo == lo) return sl->id;
     }
+}
+
+uint32_t kg_ind_v6_find(const struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned plen, uint64_t seed)
+{
+    return probe6(&x->tabs[plen], hi, lo, v6_hash(hi, lo, plen, seed));
 }
 
 static void place6(struct kg_ind_htab6 *t, uint64_t hi, uint64_t lo, uint32_t id, uint64_t h)
@@ -461,8 +471,8 @@ unsigned kg_ind_v6_hashes(const struct kg_ind_v6 *x, const uint8_t *addr, uint64
     unsigned n = KG_MIN((unsigned)x->nlens, cap);
     for (unsigned i = 0; i < n; i++) {
         unsigned plen = x->lens[i];
-        uint64_t mhi = plen >= 64 ? ~0ull : plen == 0 ? 0 : ~0ull << (64 - plen);
-        uint64_t mlo = plen <= 64 ? 0 : plen >= 128 ? ~0ull : ~0ull << (128 - plen);
+        uint64_t mhi, mlo;
+        v6_masks(plen, &mhi, &mlo);
         h[i] = v6_hash(ahi & mhi, alo & mlo, plen, seed);
         kg_ind_filter_prefetch(&x->tabs[plen].filter, h[i]);
     }
@@ -480,15 +490,9 @@ void kg_ind_v6_prefetch_hashed(const struct kg_ind_v6 *x, const uint64_t *h, uns
 uint32_t kg_ind_v6_find_hashed(const struct kg_ind_v6 *x, const uint8_t *addr, unsigned i, uint64_t h)
 {
     unsigned plen = x->lens[i];
-    const struct kg_ind_htab6 *t = &x->tabs[plen];
-    if (!kg_ind_filter_test(&t->filter, h)) return KG_IND_NONE;
     uint64_t hi, lo;
     kg_ind_v6_load(addr, plen, &hi, &lo);
-    for (uint32_t j = (uint32_t)h & t->mask;; j = (j + 1) & t->mask) {
-        const struct kg_ind_slot6 *sl = &t->slots[j];
-        if (sl->id == KG_IND_NONE) return KG_IND_NONE;
-        if (sl->hi == hi && sl->lo == lo) return sl->id;
-    }
+    return probe6(&x->tabs[plen], hi, lo, h);
 }
 
 void kg_ind_v6_insert(struct kg_ind_v6 *x, uint64_t hi, uint64_t lo, unsigned plen, uint32_t id,

@@ -1,7 +1,8 @@
 /*
  * common/kg_common.h — what every Kagami module shares: error codes, the
  * error-report struct, tagged and rate-limited logging, control-plane
- * allocation helpers, clocks, and a growable byte buffer.
+ * allocation helpers, clocks, a growable byte buffer, and the YAML reader
+ * that the configuration and tuning loaders share.
  *
  * Threads: everything here is thread-safe. Owns nothing global but the
  * log level and the log rate limiter state (atomics).
@@ -92,6 +93,35 @@ void kg_buf_printf(struct kg_buf *b, const char *fmt, ...) __attribute__((format
 size_t kg_strlcpy(char *dst, const char *src, size_t dstsize);
 /* 64-bit FNV-1a, for stable ids (not for hash tables fed by traffic). */
 uint64_t kg_fnv1a64(const void *p, size_t n, uint64_t seed);
+
+/* --- YAML files (libyaml): the loaders of config/ and indicators/ ----------
+ * Code: common/kg_yaml.c. Callers include <yaml.h> for the events. */
+struct yaml_parser_s;
+struct yaml_event_s;
+struct kg_yaml {
+    struct yaml_parser_s *parser;
+    const char *path; /* the name messages give the file */
+    const char *text; /* the whole text: reader errors carry byte offsets, not lines */
+    size_t len;
+    struct kg_err *err;
+};
+/* Starts reading text[0..len), which must outlive y, as does path. Aborts
+ * on out-of-memory (control plane). */
+void kg_yaml_open(struct kg_yaml *y, const char *path, const char *text, size_t len, struct kg_err *err);
+void kg_yaml_close(struct kg_yaml *y);
+/* Reports "path:line: message" (line0: libyaml's 0-based line) into y->err;
+ * returns code. */
+int kg_yaml_error(struct kg_yaml *y, int code, size_t line0, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The next event (free it with yaml_event_delete). A syntax error or an
+ * alias (refused here, so no loader sees one) is reported as
+ * "path:line: message" and returned as KG_ERR_PARSE; KG_ERR_NOMEM if libyaml
+ * runs out of memory. */
+int kg_yaml_next(struct kg_yaml *y, struct yaml_event_s *ev);
+/* YAML's null: an empty or ~/null plain scalar ("key:" with nothing after it). */
+bool kg_yaml_is_null(const struct yaml_event_s *ev);
+/* How a node that is not a scalar reads after "got": "a mapping", "a list" or "nothing". */
+const char *kg_yaml_kind(const struct yaml_event_s *ev);
 
 #define KG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define KG_MIN(a, b) ((a) < (b) ? (a) : (b))

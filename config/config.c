@@ -755,12 +755,8 @@ const char *kg_config_key_name(size_t i)
 /* --- YAML loading ------------------------------------------------------- */
 
 struct loader {
-    yaml_parser_t parser;
-    const char *path;
-    const char *text; /* the whole file, for turning reader-error offsets into lines */
-    size_t len;
+    struct kg_yaml y;
     struct kg_config *cfg;
-    struct kg_err *err;
     size_t key_line[CFG_NKEYS]; /* 1-based line where each key was set; 0 = not yet */
     struct {
         char path[CFG_PATH_MAX];
@@ -768,85 +764,6 @@ struct loader {
     } sections[CFG_NKEYS];
     size_t nsections;
 };
-
-static int load_error(struct loader *ld, int code, size_t line0, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Formats "file:line: message" from a libyaml 0-based line. */
-static int load_error(struct loader *ld, int code, size_t line0, const char *fmt, ...)
-{
-    char msg[440];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return kg_err_set(ld->err, code, "%s:%zu: %s", ld->path, line0 + 1, msg);
-}
-
-static int syntax_error(struct loader *ld)
-{
-    const yaml_parser_t *p = &ld->parser;
-    const char *problem = p->problem ? p->problem : "YAML syntax error";
-    switch (p->error) {
-    case YAML_MEMORY_ERROR:
-        return kg_err_set(ld->err, KG_ERR_NOMEM, "%s: out of memory reading YAML", ld->path);
-    case YAML_READER_ERROR: {
-        /* Reader errors (bad encoding) carry a byte offset, not a mark. */
-        size_t line0 = 0, end = KG_MIN(p->problem_offset, ld->len);
-        for (size_t i = 0; i < end; i++)
-            line0 += ld->text[i] == '\n';
-        if (p->problem_value != -1)
-            return load_error(ld, KG_ERR_PARSE, line0, "%s (byte 0x%02x)", problem,
-                              (unsigned)p->problem_value);
-        return load_error(ld, KG_ERR_PARSE, line0, "%s", problem);
-    }
-    case YAML_SCANNER_ERROR:
-    case YAML_PARSER_ERROR:
-        if (p->context)
-            return load_error(ld, KG_ERR_PARSE, p->problem_mark.line, "%s (%s at line %zu)", problem,
-                              p->context, p->context_mark.line + 1);
-        return load_error(ld, KG_ERR_PARSE, p->problem_mark.line, "%s", problem);
-    default:
-        return load_error(ld, KG_ERR_PARSE, p->problem_mark.line, "%s", problem);
-    }
-}
-
-/* Next event; aliases are refused here, once, so no caller sees one. */
-static int next_event(struct loader *ld, yaml_event_t *ev)
-{
-    if (!yaml_parser_parse(&ld->parser, ev)) return syntax_error(ld);
-    if (ev->type == YAML_ALIAS_EVENT) {
-        /* Aliases would let a small file expand into a huge one, and nothing here needs them. */
-        int rc = load_error(ld, KG_ERR_PARSE, ev->start_mark.line, "YAML aliases are not supported (*%s)",
-                            (const char *)ev->data.alias.anchor);
-        yaml_event_delete(ev);
-        return rc;
-    }
-    return 0;
-}
-
-/* YAML's null: an empty or ~/null plain scalar ("key:" with nothing after it). */
-static bool is_null(const yaml_event_t *ev)
-{
-    if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return false;
-    const char *s = (const char *)ev->data.scalar.value;
-    size_t n = ev->data.scalar.length;
-    return n == 0 || (n == 1 && s[0] == '~') ||
-           (n == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
-}
-
-/* How a node that is not a scalar, or is null, reads in "got ..." */
-static const char *node_kind(const yaml_event_t *ev)
-{
-    switch (ev->type) {
-    case YAML_MAPPING_START_EVENT:
-        return "a mapping";
-    case YAML_SEQUENCE_START_EVENT:
-        return "a list";
-    default:
-        return "nothing";
-    }
-}
 
 /* Loads a list key: a sequence of strings, one string, or null (empty). Consumes ev. */
 static int load_list(struct loader *ld, const struct cfg_key *k, yaml_event_t *ev)
@@ -857,21 +774,21 @@ static int load_list(struct loader *ld, const struct cfg_key *k, yaml_event_t *e
     if (ev->type == YAML_SCALAR_EVENT) {
         /* A file's value replaces the list (a second file, too); see docs/CONFIG.md. */
         list_clear(l);
-        if (!is_null(ev)) {
+        if (!kg_yaml_is_null(ev)) {
             const char *s = (const char *)ev->data.scalar.value;
             size_t n = ev->data.scalar.length;
             rc = check_string(k, s, n, false, why, sizeof(why));
             if (rc == 0)
                 list_append(l, s, n);
             else
-                rc = load_error(ld, rc, ev->start_mark.line, "%s", why);
+                rc = kg_yaml_error(&ld->y, rc, ev->start_mark.line, "%s", why);
         }
         yaml_event_delete(ev);
         return rc;
     }
     if (ev->type != YAML_SEQUENCE_START_EVENT) {
-        value_error(why, sizeof(why), k, node_kind(ev), 0, false);
-        rc = load_error(ld, KG_ERR_INVAL, ev->start_mark.line, "%s", why);
+        value_error(why, sizeof(why), k, kg_yaml_kind(ev), 0, false);
+        rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line, "%s", why);
         yaml_event_delete(ev);
         return rc;
     }
@@ -879,14 +796,14 @@ static int load_list(struct loader *ld, const struct cfg_key *k, yaml_event_t *e
     list_clear(l);
     for (;;) {
         yaml_event_t item;
-        if ((rc = next_event(ld, &item)) != 0) return rc;
+        if ((rc = kg_yaml_next(&ld->y, &item)) != 0) return rc;
         if (item.type == YAML_SEQUENCE_END_EVENT) {
             yaml_event_delete(&item);
             return 0;
         }
-        if (item.type != YAML_SCALAR_EVENT || is_null(&item)) {
-            snprintf(why, sizeof(why), "%s: expected a string, got %s", k->key, node_kind(&item));
-            rc = load_error(ld, KG_ERR_INVAL, item.start_mark.line, "%s", why);
+        if (item.type != YAML_SCALAR_EVENT || kg_yaml_is_null(&item)) {
+            snprintf(why, sizeof(why), "%s: expected a string, got %s", k->key, kg_yaml_kind(&item));
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, item.start_mark.line, "%s", why);
         } else {
             const char *s = (const char *)item.data.scalar.value;
             size_t n = item.data.scalar.length;
@@ -894,7 +811,7 @@ static int load_list(struct loader *ld, const struct cfg_key *k, yaml_event_t *e
             if (rc == 0)
                 list_append(l, s, n);
             else
-                rc = load_error(ld, rc, item.start_mark.line, "%s", why);
+                rc = kg_yaml_error(&ld->y, rc, item.start_mark.line, "%s", why);
         }
         yaml_event_delete(&item);
         if (rc) return rc;
@@ -907,16 +824,16 @@ static int load_value(struct loader *ld, const struct cfg_key *k, yaml_event_t *
     if (k->type == CFG_LIST) return load_list(ld, k, ev);
     char why[400];
     int rc;
-    if (ev->type != YAML_SCALAR_EVENT || (is_null(ev) && k->type != CFG_STRING)) {
-        value_error(why, sizeof(why), k, node_kind(ev), 0, false);
-        rc = load_error(ld, KG_ERR_INVAL, ev->start_mark.line, "%s", why);
+    if (ev->type != YAML_SCALAR_EVENT || (kg_yaml_is_null(ev) && k->type != CFG_STRING)) {
+        value_error(why, sizeof(why), k, kg_yaml_kind(ev), 0, false);
+        rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line, "%s", why);
     } else {
         /* A null string ("id:", "bpf:") is the empty string: for sensor.id the host name, for
          * capture.bpf and geoip.* "none"; set_scalar() refuses it for any other string key. */
-        const char *s = is_null(ev) ? "" : (const char *)ev->data.scalar.value;
-        size_t n = is_null(ev) ? 0 : ev->data.scalar.length;
+        const char *s = kg_yaml_is_null(ev) ? "" : (const char *)ev->data.scalar.value;
+        size_t n = kg_yaml_is_null(ev) ? 0 : ev->data.scalar.length;
         rc = set_scalar(ld->cfg, k, s, n, why, sizeof(why));
-        if (rc) rc = load_error(ld, rc, ev->start_mark.line, "%s", why);
+        if (rc) rc = kg_yaml_error(&ld->y, rc, ev->start_mark.line, "%s", why);
     }
     yaml_event_delete(ev);
     return rc;
@@ -931,7 +848,7 @@ static int load_value(struct loader *ld, const struct cfg_key *k, yaml_event_t *
 static int load_section(struct loader *ld, const char *prefix, yaml_event_t *ev)
 {
     int rc;
-    if (is_null(ev)) {
+    if (kg_yaml_is_null(ev)) {
         yaml_event_delete(ev);
         return 0;
     }
@@ -940,12 +857,12 @@ static int load_section(struct loader *ld, const char *prefix, yaml_event_t *ev)
         if (ev->type == YAML_SCALAR_EVENT)
             quote_for_message(got, sizeof(got), (const char *)ev->data.scalar.value, ev->data.scalar.length);
         else
-            kg_strlcpy(got, node_kind(ev), sizeof(got));
+            kg_strlcpy(got, kg_yaml_kind(ev), sizeof(got));
         if (prefix[0])
-            rc = load_error(ld, KG_ERR_INVAL, ev->start_mark.line,
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line,
                             "%s: expected a mapping of settings, got %s", prefix, got);
         else
-            rc = load_error(ld, KG_ERR_INVAL, ev->start_mark.line,
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line,
                             "expected a mapping of settings at the top level, got %s", got);
         yaml_event_delete(ev);
         return rc;
@@ -954,14 +871,14 @@ static int load_section(struct loader *ld, const char *prefix, yaml_event_t *ev)
 
     for (;;) {
         yaml_event_t kev, vev;
-        if ((rc = next_event(ld, &kev)) != 0) return rc;
+        if ((rc = kg_yaml_next(&ld->y, &kev)) != 0) return rc;
         if (kev.type == YAML_MAPPING_END_EVENT) {
             yaml_event_delete(&kev);
             return 0;
         }
         size_t line0 = kev.start_mark.line;
         if (kev.type != YAML_SCALAR_EVENT) {
-            rc = load_error(ld, KG_ERR_INVAL, line0, "keys must be names, got %s", node_kind(&kev));
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "keys must be names, got %s", kg_yaml_kind(&kev));
             yaml_event_delete(&kev);
             return rc;
         }
@@ -973,7 +890,7 @@ static int load_section(struct loader *ld, const char *prefix, yaml_event_t *ev)
         if (len >= sizeof(path) || memchr(name, '\0', nlen)) {
             char why[400];
             format_unknown_key(why, sizeof(why), name, nlen);
-            rc = load_error(ld, KG_ERR_INVAL, line0, "%s", why);
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s", why);
             yaml_event_delete(&kev);
             return rc;
         }
@@ -984,26 +901,26 @@ static int load_section(struct loader *ld, const char *prefix, yaml_event_t *ev)
         if (k) {
             size_t *seen = &ld->key_line[k - cfg_keys];
             if (*seen)
-                return load_error(ld, KG_ERR_INVAL, line0, "duplicate key '%s' (first set on line %zu)", path,
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "duplicate key '%s' (first set on line %zu)", path,
                                   *seen);
             *seen = line0 + 1;
-            if ((rc = next_event(ld, &vev)) != 0) return rc;
+            if ((rc = kg_yaml_next(&ld->y, &vev)) != 0) return rc;
             if ((rc = load_value(ld, k, &vev)) != 0) return rc;
         } else if (is_section(path, len)) {
             for (size_t i = 0; i < ld->nsections; i++)
                 if (strcmp(ld->sections[i].path, path) == 0)
-                    return load_error(ld, KG_ERR_INVAL, line0, "duplicate key '%s' (first set on line %zu)",
+                    return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "duplicate key '%s' (first set on line %zu)",
                                       path, ld->sections[i].line);
             if (ld->nsections < KG_ARRAY_LEN(ld->sections)) {
                 kg_strlcpy(ld->sections[ld->nsections].path, path, CFG_PATH_MAX);
                 ld->sections[ld->nsections++].line = line0 + 1;
             }
-            if ((rc = next_event(ld, &vev)) != 0) return rc;
+            if ((rc = kg_yaml_next(&ld->y, &vev)) != 0) return rc;
             if ((rc = load_section(ld, path, &vev)) != 0) return rc;
         } else {
             char why[400];
             format_unknown_key(why, sizeof(why), path, len);
-            return load_error(ld, KG_ERR_INVAL, line0, "%s", why);
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s", why);
         }
     }
 }
@@ -1013,21 +930,21 @@ static int load_stream(struct loader *ld)
 {
     yaml_event_t ev;
     int rc;
-    if ((rc = next_event(ld, &ev)) != 0) return rc; /* stream start */
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc; /* stream start */
     yaml_event_delete(&ev);
-    if ((rc = next_event(ld, &ev)) != 0) return rc;
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc;
     if (ev.type == YAML_STREAM_END_EVENT) { /* empty file, or only comments */
         yaml_event_delete(&ev);
         return 0;
     }
     yaml_event_delete(&ev); /* document start */
-    if ((rc = next_event(ld, &ev)) != 0) return rc;
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc;
     if ((rc = load_section(ld, "", &ev)) != 0) return rc;
-    if ((rc = next_event(ld, &ev)) != 0) return rc; /* document end */
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc; /* document end */
     yaml_event_delete(&ev);
-    if ((rc = next_event(ld, &ev)) != 0) return rc;
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc;
     if (ev.type != YAML_STREAM_END_EVENT)
-        rc = load_error(ld, KG_ERR_PARSE, ev.start_mark.line, "only one YAML document is allowed");
+        rc = kg_yaml_error(&ld->y, KG_ERR_PARSE, ev.start_mark.line, "only one YAML document is allowed");
     yaml_event_delete(&ev);
     return rc;
 }
@@ -1077,18 +994,10 @@ int kg_config_load_file(struct kg_config *cfg, const char *path, struct kg_err *
     struct kg_config next;
     cfg_copy(&next, cfg);
     struct loader *ld = kg_xcalloc(1, sizeof(*ld));
-    ld->path = path;
-    ld->text = text.data ? text.data : "";
-    ld->len = text.len;
     ld->cfg = &next;
-    ld->err = err;
-    if (!yaml_parser_initialize(&ld->parser)) {
-        fprintf(stderr, "[config] error: out of memory initialising the YAML parser, aborting\n");
-        abort();
-    }
-    yaml_parser_set_input_string(&ld->parser, (const unsigned char *)ld->text, ld->len);
+    kg_yaml_open(&ld->y, path, text.data, text.len, err);
     rc = load_stream(ld);
-    yaml_parser_delete(&ld->parser);
+    kg_yaml_close(&ld->y);
     free(ld);
     kg_buf_free(&text);
 

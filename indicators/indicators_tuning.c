@@ -756,84 +756,16 @@ bool kg_tuning_rule_info(const struct kg_tuning *t, uint32_t rule, struct kg_tun
 /* --- YAML loading ------------------------------------------------------------------------ */
 
 struct loader {
-    yaml_parser_t parser;
-    const char *path;
-    const char *text;
-    size_t len;
-    struct kg_err *err;
+    struct kg_yaml y;
     struct kg_tuning *t;
 };
-
-static int lerr(struct loader *ld, int code, size_t line0, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* "file:line: message", from a libyaml 0-based line. */
-static int lerr(struct loader *ld, int code, size_t line0, const char *fmt, ...)
-{
-    char msg[440];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return kg_err_set(ld->err, code, "%s:%zu: %s", ld->path, line0 + 1, msg);
-}
-
-static int syntax_error(struct loader *ld)
-{
-    const yaml_parser_t *p = &ld->parser;
-    const char *problem = p->problem ? p->problem : "YAML syntax error";
-    if (p->error == YAML_MEMORY_ERROR) {
-        fprintf(stderr, "[indicators] error: out of memory reading YAML, aborting\n");
-        abort();
-    }
-    if (p->error == YAML_READER_ERROR) {
-        /* Reader errors (bad encoding) carry a byte offset, not a mark. */
-        size_t line0 = 0, end = KG_MIN(p->problem_offset, ld->len);
-        for (size_t i = 0; i < end; i++)
-            line0 += ld->text[i] == '\n';
-        if (p->problem_value != -1)
-            return lerr(ld, KG_ERR_PARSE, line0, "%s (byte 0x%02x)", problem, (unsigned)p->problem_value);
-        return lerr(ld, KG_ERR_PARSE, line0, "%s", problem);
-    }
-    if (p->context)
-        return lerr(ld, KG_ERR_PARSE, p->problem_mark.line, "%s (%s at line %zu)", problem, p->context,
-                    p->context_mark.line + 1);
-    return lerr(ld, KG_ERR_PARSE, p->problem_mark.line, "%s", problem);
-}
-
-/* Next event; aliases are refused here, so no caller sees one: a rule list
- * has no use for them, and they would let a small file expand enormously. */
-static int next_event(struct loader *ld, yaml_event_t *ev)
-{
-    if (!yaml_parser_parse(&ld->parser, ev)) return syntax_error(ld);
-    if (ev->type == YAML_ALIAS_EVENT) {
-        char a[96];
-        const char *name = (const char *)ev->data.alias.anchor;
-        int rc = lerr(ld, KG_ERR_PARSE, ev->start_mark.line, "YAML aliases are not supported (*%s)",
-                      shown(a, sizeof(a), name, strlen(name)));
-        yaml_event_delete(ev);
-        return rc;
-    }
-    return 0;
-}
-
-static bool is_null(const yaml_event_t *ev)
-{
-    if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return false;
-    const char *s = (const char *)ev->data.scalar.value;
-    size_t n = ev->data.scalar.length;
-    return n == 0 || (n == 1 && s[0] == '~') ||
-           (n == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
-}
 
 /* "got ..." text for a node: the scalar quoted, else its kind. */
 static const char *got_text(char *buf, size_t size, const yaml_event_t *ev)
 {
-    if (ev->type == YAML_SCALAR_EVENT && !is_null(ev))
+    if (ev->type == YAML_SCALAR_EVENT && !kg_yaml_is_null(ev))
         return shown(buf, size, (const char *)ev->data.scalar.value, ev->data.scalar.length);
-    if (ev->type == YAML_MAPPING_START_EVENT) return "a mapping";
-    if (ev->type == YAML_SEQUENCE_START_EVENT) return "a list";
-    return "nothing";
+    return kg_yaml_kind(ev);
 }
 
 /* --- one rule ------------------------------------------------------------------------------- */
@@ -978,12 +910,12 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
         r->fp = kg_fnv1a64("", 1, r->fp);
     }
     if (memchr(s, '\0', n))
-        return lerr(ld, KG_ERR_INVAL, line0, "%s: %s: values must not contain NUL bytes", b->label, fname);
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: values must not contain NUL bytes", b->label, fname);
     if (n > TUNING_SCALAR_MAX)
-        return lerr(ld, KG_ERR_INVAL, line0, "%s: %s: value longer than %u bytes", b->label, fname,
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: value longer than %u bytes", b->label, fname,
                     TUNING_SCALAR_MAX);
     if (n == 0 && f != F_COMMENT)
-        return lerr(ld, KG_ERR_INVAL, line0, "%s: %s: expected a value, got ''", b->label, fname);
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: expected a value, got ''", b->label, fname);
     switch (f) {
     case F_INDICATOR: {
         if (b->ninds == b->capinds) {
@@ -1004,10 +936,10 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
                 names[i] = kg_ind_type_name((enum kg_ind_type)i);
             const char *hint = closest(s, n, names, KG_IND_TYPE_COUNT);
             if (hint)
-                return lerr(ld, KG_ERR_INVAL, line0,
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
                             "%s: type: unknown indicator type %s (did you mean '%s'?)", b->label,
                             shown(q, sizeof(q), s, n), hint);
-            return lerr(ld, KG_ERR_INVAL, line0,
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
                         "%s: type: unknown indicator type %s (expected ADDR, SUBNET, DOMAIN, URL, CERT_HASH, "
                         "JA3, JA4, FILE_HASH or SOFTWARE)",
                         b->label, shown(q, sizeof(q), s, n));
@@ -1023,10 +955,10 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
             if (strcmp(why, "host bits set") == 0) {
                 char a[INET6_ADDRSTRLEN];
                 inet_ntop(px.family == 4 ? AF_INET : AF_INET6, px.addr, a, sizeof(a));
-                return lerr(ld, KG_ERR_INVAL, line0, "%s: %s: %s: host bits set (did you mean %s/%u?)",
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: %s: host bits set (did you mean %s/%u?)",
                             b->label, fname, shown(q, sizeof(q), s, n), a, px.plen);
             }
-            return lerr(ld, KG_ERR_INVAL, line0, "%s: %s: %s: %s", b->label, fname, shown(q, sizeof(q), s, n),
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: %s: %s", b->label, fname, shown(q, sizeof(q), s, n),
                         why);
         }
         if (f == F_SOURCE)
@@ -1039,11 +971,11 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
         if (!place_known(s, n)) {
             const char *hint = closest(s, n, known_places, KG_ARRAY_LEN(known_places));
             if (hint)
-                return lerr(ld, KG_ERR_INVAL, line0, "%s: where: unknown place %s (did you mean '%s'?)",
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: where: unknown place %s (did you mean '%s'?)",
                             b->label, shown(q, sizeof(q), s, n), hint);
             char list[320];
             places_list(list, sizeof(list));
-            return lerr(ld, KG_ERR_INVAL, line0, "%s: where: unknown place %s (expected %s)", b->label,
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: where: unknown place %s (expected %s)", b->label,
                         shown(q, sizeof(q), s, n), list);
         }
         strv_push(&r->where, &r->nwhere, s, n);
@@ -1063,7 +995,7 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
         return 0;
     case F_UNTIL:
         if (!kg_ind_parse_time(s, n, &r->until_us) || r->until_us == 0)
-            return lerr(ld, KG_ERR_INVAL, line0,
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
                         "%s: until: expected a date or time (2025-06-30, 2025-06-30T18:00:00Z), got %s",
                         b->label, shown(q, sizeof(q), s, n));
         return 0;
@@ -1075,23 +1007,23 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
                 return 0;
             }
         }
-        return lerr(ld, KG_ERR_INVAL, line0, "%s: severity: expected 1 (high), 2 (medium) or 3 (low), got %s",
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: severity: expected 1 (high), 2 (medium) or 3 (low), got %s",
                     b->label, shown(q, sizeof(q), s, n));
     }
     case F_COUNT:
         if (!parse_u32(s, n, &r->count) || r->count < 1 || r->count > TUNING_COUNT_MAX)
-            return lerr(ld, KG_ERR_INVAL, line0, "%s: count: expected an integer from 1 to %u, got %s",
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: count: expected an integer from 1 to %u, got %s",
                         b->label, TUNING_COUNT_MAX, shown(q, sizeof(q), s, n));
         return 0;
     case F_SECONDS:
         if (!parse_u32(s, n, &r->seconds) || r->seconds < 1 || r->seconds > TUNING_SECONDS_MAX)
-            return lerr(ld, KG_ERR_INVAL, line0, "%s: seconds: expected an integer from 1 to %u, got %s",
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: seconds: expected an integer from 1 to %u, got %s",
                         b->label, TUNING_SECONDS_MAX, shown(q, sizeof(q), s, n));
         return 0;
     case F_COUNT_OF_FIELDS:
         break;
     }
-    return lerr(ld, KG_ERR_INVAL, line0, "%s: internal error: field %d", b->label, (int)f);
+    return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: internal error: field %d", b->label, (int)f);
 }
 
 /* What a key of this rule kind may be, for an unknown-key message. */
@@ -1120,23 +1052,23 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
     struct trule *r = &b->r;
     struct kg_tuning *t = ld->t;
     if (r->kind == KG_TUNING_SEVERITY && !b->field_line[F_SEVERITY])
-        return lerr(ld, KG_ERR_INVAL, line0, "%s: missing 'severity'", b->label);
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: missing 'severity'", b->label);
     if (r->kind == KG_TUNING_THRESHOLD && !b->field_line[F_COUNT])
-        return lerr(ld, KG_ERR_INVAL, line0, "%s: missing 'count'", b->label);
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: missing 'count'", b->label);
     if (r->kind == KG_TUNING_THRESHOLD && !b->field_line[F_SECONDS])
-        return lerr(ld, KG_ERR_INVAL, line0, "%s: missing 'seconds'", b->label);
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: missing 'seconds'", b->label);
     bool any_condition = false;
     for (int f = 0; f < F_COUNT_OF_FIELDS; f++)
         any_condition |= fields[f].condition && b->field_line[f];
     /* A catch-all severity or threshold rule is a legitimate last entry; a
      * catch-all suppression silences the sensor, which nobody means. */
     if (r->kind == KG_TUNING_SUPPRESS && !any_condition)
-        return lerr(ld, KG_ERR_INVAL, line0,
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
                     "%s: a suppress rule needs at least one condition (indicator, type, source, dest, where, "
                     "feed_source or tag): without one it would suppress every alert",
                     b->label);
     if (t->nrules >= TUNING_MAX_RULES)
-        return lerr(ld, KG_ERR_INVAL, line0, "too many rules (at most %u)", TUNING_MAX_RULES);
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "too many rules (at most %u)", TUNING_MAX_RULES);
     /* Names are looked up in the key table too, as class 'N' (no indicator
      * class has that byte), so a file of many named rules loads in linear time. */
     struct kg_buf namekey;
@@ -1145,7 +1077,7 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
         char q[96];
         size_t nl = strlen(r->name);
         if (strchr(r->name, '['))
-            return lerr(ld, KG_ERR_INVAL, b->field_line[F_NAME] - 1,
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->field_line[F_NAME] - 1,
                         "%s: name %s: '[' is kept for the default names (like suppress[2])", b->label,
                         shown(q, sizeof(q), r->name, nl));
         kg_buf_append_char(&namekey, 'N');
@@ -1153,7 +1085,7 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
         uint32_t k = key_find(t, namekey.data, namekey.len, kg_ind_hash(namekey.data, namekey.len, KEY_SEED));
         if (k != KG_IND_NONE) {
             kg_buf_free(&namekey);
-            return lerr(ld, KG_ERR_INVAL, b->field_line[F_NAME] - 1,
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->field_line[F_NAME] - 1,
                         "%s: name %s is already used by the rule on line %u", b->label,
                         shown(q, sizeof(q), r->name, nl), t->rules[t->keys[k].rules[0]].line);
         }
@@ -1183,7 +1115,7 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
                 free(klen);
                 kg_buf_free(&keys);
                 kg_buf_free(&namekey);
-                return lerr(ld, KG_ERR_INVAL, b->inds[i].line0,
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->inds[i].line0,
                             "%s: indicator %s looks like %s, which none of the rule's types is", b->label,
                             shown(q, sizeof(q), v, n), class_name(cls));
             }
@@ -1194,9 +1126,9 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
             kg_buf_free(&keys);
             kg_buf_free(&namekey);
             if (strcmp(why, "value too long") == 0 || n >= sizeof(key))
-                return lerr(ld, KG_ERR_INVAL, b->inds[i].line0, "%s: indicator %s: longer than %d bytes",
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->inds[i].line0, "%s: indicator %s: longer than %d bytes",
                             b->label, shown(q, sizeof(q), v, n), TUNING_KEY_MAX - 2);
-            return lerr(ld, KG_ERR_INVAL, b->inds[i].line0, "%s: indicator %s is not %s: %s", b->label,
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->inds[i].line0, "%s: indicator %s is not %s: %s", b->label,
                         shown(q, sizeof(q), v, n), class_name(cls), why);
         }
         kg_buf_append(&keys, key, kl);
@@ -1225,7 +1157,7 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
     memset(r, 0, sizeof(*r)); /* ownership moved to t */
     if (t->rules[id].until_us && t->rules[id].until_us <= kg_realtime_us())
         kg_log(KG_LOG_WARN, "indicators", "%s:%u: %s: its 'until' has passed: the rule no longer applies",
-               ld->path, t->rules[id].line, t->rules[id].name);
+               ld->y.path, t->rules[id].line, t->rules[id].name);
     return 0;
 }
 
@@ -1244,7 +1176,7 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
     snprintf(label, sizeof(label), "%s[%u]", kind_names[kind], index);
     size_t line0 = ev->start_mark.line;
     if (ev->type != YAML_MAPPING_START_EVENT) {
-        int rc = lerr(ld, KG_ERR_INVAL, line0,
+        int rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
                       "%s: expected a rule (a mapping such as {indicator: evil.example}), got %s", label,
                       got_text(q, sizeof(q), ev));
         yaml_event_delete(ev);
@@ -1255,7 +1187,7 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
     int rc = 0;
     for (;;) {
         yaml_event_t kev, vev;
-        if ((rc = next_event(ld, &kev)) != 0) break;
+        if ((rc = kg_yaml_next(&ld->y, &kev)) != 0) break;
         if (kev.type == YAML_MAPPING_END_EVENT) {
             yaml_event_delete(&kev);
             rc = finish_rule(ld, &b, line0);
@@ -1263,7 +1195,7 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
         }
         size_t kline0 = kev.start_mark.line;
         if (kev.type != YAML_SCALAR_EVENT) {
-            rc = lerr(ld, KG_ERR_INVAL, kline0, "%s: keys must be names, got %s", label,
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: keys must be names, got %s", label,
                       got_text(q, sizeof(q), &kev));
             yaml_event_delete(&kev);
             break;
@@ -1287,26 +1219,26 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
             char list[256];
             list_fields(list, sizeof(list), kind);
             if (elsewhere)
-                rc = lerr(ld, KG_ERR_INVAL, kline0, "%s: key %s does not belong in a %s rule (expected %s)",
+                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: key %s does not belong in a %s rule (expected %s)",
                           label, shown(q, sizeof(q), name, nlen), kind_names[kind], list);
             else if (hint)
-                rc = lerr(ld, KG_ERR_INVAL, kline0, "%s: unknown key %s (did you mean '%s'?)", label,
+                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: unknown key %s (did you mean '%s'?)", label,
                           shown(q, sizeof(q), name, nlen), hint);
             else
-                rc = lerr(ld, KG_ERR_INVAL, kline0, "%s: unknown key %s (expected %s)", label,
+                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: unknown key %s (expected %s)", label,
                           shown(q, sizeof(q), name, nlen), list);
             yaml_event_delete(&kev);
             break;
         }
         yaml_event_delete(&kev);
         if (b.field_line[f]) {
-            rc = lerr(ld, KG_ERR_INVAL, kline0, "%s: duplicate key '%s' (first on line %zu)", label,
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: duplicate key '%s' (first on line %zu)", label,
                       fields[f].name, b.field_line[f]);
             break;
         }
         b.field_line[f] = kline0 + 1;
-        if ((rc = next_event(ld, &vev)) != 0) break;
-        if (vev.type == YAML_SCALAR_EVENT && !is_null(&vev)) {
+        if ((rc = kg_yaml_next(&ld->y, &vev)) != 0) break;
+        if (vev.type == YAML_SCALAR_EVENT && !kg_yaml_is_null(&vev)) {
             rc = apply_value(ld, &b, (enum tfield)f, (const char *)vev.data.scalar.value,
                              vev.data.scalar.length, vev.start_mark.line);
             yaml_event_delete(&vev);
@@ -1315,11 +1247,11 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
         }
         if (vev.type != YAML_SEQUENCE_START_EVENT || !fields[f].list) {
             /* "comment:" with nothing after it is an empty comment, not an error. */
-            if (f == F_COMMENT && is_null(&vev)) {
+            if (f == F_COMMENT && kg_yaml_is_null(&vev)) {
                 yaml_event_delete(&vev);
                 continue;
             }
-            rc = lerr(ld, KG_ERR_INVAL, vev.start_mark.line, "%s: %s: expected %s, got %s", label,
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, vev.start_mark.line, "%s: %s: expected %s, got %s", label,
                       fields[f].name, fields[f].list ? "a value or a list of values" : "a value",
                       got_text(q, sizeof(q), &vev));
             yaml_event_delete(&vev);
@@ -1330,16 +1262,16 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
         uint32_t items = 0;
         for (;;) {
             yaml_event_t item;
-            if ((rc = next_event(ld, &item)) != 0) break;
+            if ((rc = kg_yaml_next(&ld->y, &item)) != 0) break;
             if (item.type == YAML_SEQUENCE_END_EVENT) {
                 yaml_event_delete(&item);
                 if (items == 0)
-                    rc = lerr(ld, KG_ERR_INVAL, lline0, "%s: %s: empty list (leave the key out instead)",
+                    rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, lline0, "%s: %s: empty list (leave the key out instead)",
                               label, fields[f].name);
                 break;
             }
-            if (item.type != YAML_SCALAR_EVENT || is_null(&item)) {
-                rc = lerr(ld, KG_ERR_INVAL, item.start_mark.line, "%s: %s: expected a value, got %s", label,
+            if (item.type != YAML_SCALAR_EVENT || kg_yaml_is_null(&item)) {
+                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, item.start_mark.line, "%s: %s: expected a value, got %s", label,
                           fields[f].name, got_text(q, sizeof(q), &item));
                 yaml_event_delete(&item);
                 break;
@@ -1360,12 +1292,12 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
 static int load_section(struct loader *ld, enum kg_tuning_kind kind, yaml_event_t *ev)
 {
     char q[96];
-    if (is_null(ev)) {
+    if (kg_yaml_is_null(ev)) {
         yaml_event_delete(ev);
         return 0;
     }
     if (ev->type != YAML_SEQUENCE_START_EVENT) {
-        int rc = lerr(ld, KG_ERR_INVAL, ev->start_mark.line, "%s: expected a list of rules, got %s",
+        int rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line, "%s: expected a list of rules, got %s",
                       kind_names[kind], got_text(q, sizeof(q), ev));
         yaml_event_delete(ev);
         return rc;
@@ -1373,7 +1305,7 @@ static int load_section(struct loader *ld, enum kg_tuning_kind kind, yaml_event_
     yaml_event_delete(ev);
     for (uint32_t index = 1;; index++) {
         yaml_event_t item;
-        int rc = next_event(ld, &item);
+        int rc = kg_yaml_next(&ld->y, &item);
         if (rc) return rc;
         if (item.type == YAML_SEQUENCE_END_EVENT) {
             yaml_event_delete(&item);
@@ -1386,12 +1318,12 @@ static int load_section(struct loader *ld, enum kg_tuning_kind kind, yaml_event_
 static int load_top(struct loader *ld, yaml_event_t *ev)
 {
     char q[96];
-    if (is_null(ev)) {
+    if (kg_yaml_is_null(ev)) {
         yaml_event_delete(ev);
         return 0;
     }
     if (ev->type != YAML_MAPPING_START_EVENT) {
-        int rc = lerr(ld, KG_ERR_INVAL, ev->start_mark.line,
+        int rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line,
                       "expected a mapping of suppress, severity and threshold lists at the top level, got %s",
                       got_text(q, sizeof(q), ev));
         yaml_event_delete(ev);
@@ -1401,7 +1333,7 @@ static int load_top(struct loader *ld, yaml_event_t *ev)
     size_t seen[NKINDS] = {0};
     for (;;) {
         yaml_event_t kev, vev;
-        int rc = next_event(ld, &kev);
+        int rc = kg_yaml_next(&ld->y, &kev);
         if (rc) return rc;
         if (kev.type == YAML_MAPPING_END_EVENT) {
             yaml_event_delete(&kev);
@@ -1409,7 +1341,7 @@ static int load_top(struct loader *ld, yaml_event_t *ev)
         }
         size_t line0 = kev.start_mark.line;
         if (kev.type != YAML_SCALAR_EVENT) {
-            rc = lerr(ld, KG_ERR_INVAL, line0, "keys must be names, got %s", got_text(q, sizeof(q), &kev));
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "keys must be names, got %s", got_text(q, sizeof(q), &kev));
             yaml_event_delete(&kev);
             return rc;
         }
@@ -1421,10 +1353,10 @@ static int load_top(struct loader *ld, yaml_event_t *ev)
         if (kind < 0) {
             const char *hint = closest(name, nlen, kind_names, NKINDS);
             if (hint)
-                rc = lerr(ld, KG_ERR_INVAL, line0, "unknown section %s (did you mean '%s'?)",
+                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "unknown section %s (did you mean '%s'?)",
                           shown(q, sizeof(q), name, nlen), hint);
             else
-                rc = lerr(ld, KG_ERR_INVAL, line0,
+                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
                           "unknown section %s (expected suppress, severity or threshold)",
                           shown(q, sizeof(q), name, nlen));
             yaml_event_delete(&kev);
@@ -1432,10 +1364,10 @@ static int load_top(struct loader *ld, yaml_event_t *ev)
         }
         yaml_event_delete(&kev);
         if (seen[kind])
-            return lerr(ld, KG_ERR_INVAL, line0, "duplicate section '%s' (first on line %zu)",
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "duplicate section '%s' (first on line %zu)",
                         kind_names[kind], seen[kind]);
         seen[kind] = line0 + 1;
-        if ((rc = next_event(ld, &vev)) != 0) return rc;
+        if ((rc = kg_yaml_next(&ld->y, &vev)) != 0) return rc;
         if ((rc = load_section(ld, (enum kg_tuning_kind)kind, &vev)) != 0) return rc;
     }
 }
@@ -1445,21 +1377,21 @@ static int load_stream(struct loader *ld)
 {
     yaml_event_t ev;
     int rc;
-    if ((rc = next_event(ld, &ev)) != 0) return rc; /* stream start */
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc; /* stream start */
     yaml_event_delete(&ev);
-    if ((rc = next_event(ld, &ev)) != 0) return rc;
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc;
     if (ev.type == YAML_STREAM_END_EVENT) { /* empty, or only comments */
         yaml_event_delete(&ev);
         return 0;
     }
     yaml_event_delete(&ev); /* document start */
-    if ((rc = next_event(ld, &ev)) != 0) return rc;
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc;
     if ((rc = load_top(ld, &ev)) != 0) return rc;
-    if ((rc = next_event(ld, &ev)) != 0) return rc; /* document end */
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc; /* document end */
     yaml_event_delete(&ev);
-    if ((rc = next_event(ld, &ev)) != 0) return rc;
+    if ((rc = kg_yaml_next(&ld->y, &ev)) != 0) return rc;
     if (ev.type != YAML_STREAM_END_EVENT)
-        rc = lerr(ld, KG_ERR_PARSE, ev.start_mark.line, "only one YAML document is allowed");
+        rc = kg_yaml_error(&ld->y, KG_ERR_PARSE, ev.start_mark.line, "only one YAML document is allowed");
     yaml_event_delete(&ev);
     return rc;
 }
@@ -1477,19 +1409,11 @@ struct kg_tuning *kg_tuning_load_buffer(const char *name, const char *data, size
         return NULL;
     }
     struct loader *ld = kg_xcalloc(1, sizeof(*ld));
-    ld->path = name;
-    ld->text = data ? data : "";
-    ld->len = len;
-    ld->err = err;
     ld->t = kg_xcalloc(1, sizeof(*ld->t));
     kg_buf_init(&ld->t->keytext);
-    if (!yaml_parser_initialize(&ld->parser)) {
-        fprintf(stderr, "[indicators] error: out of memory initialising the YAML parser, aborting\n");
-        abort();
-    }
-    yaml_parser_set_input_string(&ld->parser, (const unsigned char *)ld->text, ld->len);
+    kg_yaml_open(&ld->y, name, data, len, err);
     int rc = load_stream(ld);
-    yaml_parser_delete(&ld->parser);
+    kg_yaml_close(&ld->y);
     struct kg_tuning *t = ld->t;
     free(ld);
     if (rc) {

@@ -864,7 +864,7 @@ static void test_errors(void)
     EXPECT_ERROR("threshold:\n  - {count: 5, seconds: 60\n",
                  "t.yaml:3: did not find expected ',' or '}' (while parsing a flow mapping at line 2)");
     EXPECT_ERROR("suppress:\n  - &r {where: dns}\n  - *r\n",
-                 "t.yaml:3: YAML aliases are not supported (*'r')");
+                 "t.yaml:3: YAML aliases are not supported (*r)");
     EXPECT_ERROR("suppress:\n  - {where: dns}\n---\nsuppress:\n  - {where: tls}\n",
                  "t.yaml:3: only one YAML document is allowed");
     EXPECT_ERROR("suppress:\n  - where: dns\n    tag: \xff\n",

@@ -57,7 +57,8 @@ static int syntax_error(struct kg_yaml *y)
         for (size_t i = 0; i < end; i++)
             line0 += y->text[i] == '\n';
         if (p->problem_value != -1)
-            return kg_yaml_error(y, KG_ERR_PARSE, line0, "%s (byte 0x%02x)", problem, (unsigned)p->problem_value);
+            return kg_yaml_error(y, KG_ERR_PARSE, line0, "%s (byte 0x%02x)", problem,
+                                 (unsigned)p->problem_value);
         return kg_yaml_error(y, KG_ERR_PARSE, line0, "%s", problem);
     }
     default:
@@ -75,8 +76,9 @@ int kg_yaml_next(struct kg_yaml *y, yaml_event_t *ev)
         /* Aliases would let a small file expand into a huge one, and no
          * file of ours needs them. libyaml's anchors are letters, digits,
          * '-' and '_' only. */
-        int rc = kg_yaml_error(y, KG_ERR_PARSE, ev->start_mark.line, "YAML aliases are not supported (*%.60s)",
-                               (const char *)ev->data.alias.anchor);
+        int rc =
+            kg_yaml_error(y, KG_ERR_PARSE, ev->start_mark.line, "YAML aliases are not supported (*%.60s)",
+                          (const char *)ev->data.alias.anchor);
         yaml_event_delete(ev);
         return rc;
     }

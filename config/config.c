@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -860,10 +859,10 @@ static int load_section(struct loader *ld, const char *prefix, yaml_event_t *ev)
             kg_strlcpy(got, kg_yaml_kind(ev), sizeof(got));
         if (prefix[0])
             rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line,
-                            "%s: expected a mapping of settings, got %s", prefix, got);
+                               "%s: expected a mapping of settings, got %s", prefix, got);
         else
             rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line,
-                            "expected a mapping of settings at the top level, got %s", got);
+                               "expected a mapping of settings at the top level, got %s", got);
         yaml_event_delete(ev);
         return rc;
     }
@@ -901,16 +900,17 @@ static int load_section(struct loader *ld, const char *prefix, yaml_event_t *ev)
         if (k) {
             size_t *seen = &ld->key_line[k - cfg_keys];
             if (*seen)
-                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "duplicate key '%s' (first set on line %zu)", path,
-                                  *seen);
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
+                                     "duplicate key '%s' (first set on line %zu)", path, *seen);
             *seen = line0 + 1;
             if ((rc = kg_yaml_next(&ld->y, &vev)) != 0) return rc;
             if ((rc = load_value(ld, k, &vev)) != 0) return rc;
         } else if (is_section(path, len)) {
             for (size_t i = 0; i < ld->nsections; i++)
                 if (strcmp(ld->sections[i].path, path) == 0)
-                    return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "duplicate key '%s' (first set on line %zu)",
-                                      path, ld->sections[i].line);
+                    return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
+                                         "duplicate key '%s' (first set on line %zu)", path,
+                                         ld->sections[i].line);
             if (ld->nsections < KG_ARRAY_LEN(ld->sections)) {
                 kg_strlcpy(ld->sections[ld->nsections].path, path, CFG_PATH_MAX);
                 ld->sections[ld->nsections++].line = line0 + 1;

@@ -36,7 +36,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -910,12 +909,14 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
         r->fp = kg_fnv1a64("", 1, r->fp);
     }
     if (memchr(s, '\0', n))
-        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: values must not contain NUL bytes", b->label, fname);
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: values must not contain NUL bytes",
+                             b->label, fname);
     if (n > TUNING_SCALAR_MAX)
-        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: value longer than %u bytes", b->label, fname,
-                    TUNING_SCALAR_MAX);
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: value longer than %u bytes", b->label,
+                             fname, TUNING_SCALAR_MAX);
     if (n == 0 && f != F_COMMENT)
-        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: expected a value, got ''", b->label, fname);
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: expected a value, got ''", b->label,
+                             fname);
     switch (f) {
     case F_INDICATOR: {
         if (b->ninds == b->capinds) {
@@ -937,12 +938,13 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
             const char *hint = closest(s, n, names, KG_IND_TYPE_COUNT);
             if (hint)
                 return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
-                            "%s: type: unknown indicator type %s (did you mean '%s'?)", b->label,
-                            shown(q, sizeof(q), s, n), hint);
-            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
-                        "%s: type: unknown indicator type %s (expected ADDR, SUBNET, DOMAIN, URL, CERT_HASH, "
-                        "JA3, JA4, FILE_HASH or SOFTWARE)",
-                        b->label, shown(q, sizeof(q), s, n));
+                                     "%s: type: unknown indicator type %s (did you mean '%s'?)", b->label,
+                                     shown(q, sizeof(q), s, n), hint);
+            return kg_yaml_error(
+                &ld->y, KG_ERR_INVAL, line0,
+                "%s: type: unknown indicator type %s (expected ADDR, SUBNET, DOMAIN, URL, CERT_HASH, "
+                "JA3, JA4, FILE_HASH or SOFTWARE)",
+                b->label, shown(q, sizeof(q), s, n));
         }
         r->types |= 1u << ty;
         return 0;
@@ -955,11 +957,12 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
             if (strcmp(why, "host bits set") == 0) {
                 char a[INET6_ADDRSTRLEN];
                 inet_ntop(px.family == 4 ? AF_INET : AF_INET6, px.addr, a, sizeof(a));
-                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: %s: host bits set (did you mean %s/%u?)",
-                            b->label, fname, shown(q, sizeof(q), s, n), a, px.plen);
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
+                                     "%s: %s: %s: host bits set (did you mean %s/%u?)", b->label, fname,
+                                     shown(q, sizeof(q), s, n), a, px.plen);
             }
-            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: %s: %s", b->label, fname, shown(q, sizeof(q), s, n),
-                        why);
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: %s: %s: %s", b->label, fname,
+                                 shown(q, sizeof(q), s, n), why);
         }
         if (f == F_SOURCE)
             prefix_push(&r->src, &r->nsrc, &px);
@@ -971,12 +974,13 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
         if (!place_known(s, n)) {
             const char *hint = closest(s, n, known_places, KG_ARRAY_LEN(known_places));
             if (hint)
-                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: where: unknown place %s (did you mean '%s'?)",
-                            b->label, shown(q, sizeof(q), s, n), hint);
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
+                                     "%s: where: unknown place %s (did you mean '%s'?)", b->label,
+                                     shown(q, sizeof(q), s, n), hint);
             char list[320];
             places_list(list, sizeof(list));
-            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: where: unknown place %s (expected %s)", b->label,
-                        shown(q, sizeof(q), s, n), list);
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: where: unknown place %s (expected %s)",
+                                 b->label, shown(q, sizeof(q), s, n), list);
         }
         strv_push(&r->where, &r->nwhere, s, n);
         return 0;
@@ -995,9 +999,10 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
         return 0;
     case F_UNTIL:
         if (!kg_ind_parse_time(s, n, &r->until_us) || r->until_us == 0)
-            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
-                        "%s: until: expected a date or time (2025-06-30, 2025-06-30T18:00:00Z), got %s",
-                        b->label, shown(q, sizeof(q), s, n));
+            return kg_yaml_error(
+                &ld->y, KG_ERR_INVAL, line0,
+                "%s: until: expected a date or time (2025-06-30, 2025-06-30T18:00:00Z), got %s", b->label,
+                shown(q, sizeof(q), s, n));
         return 0;
     case F_SEVERITY: {
         static const char *const words[] = {"high", "medium", "low"};
@@ -1007,18 +1012,21 @@ static int apply_value(struct loader *ld, struct rule_build *b, enum tfield f, c
                 return 0;
             }
         }
-        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: severity: expected 1 (high), 2 (medium) or 3 (low), got %s",
-                    b->label, shown(q, sizeof(q), s, n));
+        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
+                             "%s: severity: expected 1 (high), 2 (medium) or 3 (low), got %s", b->label,
+                             shown(q, sizeof(q), s, n));
     }
     case F_COUNT:
         if (!parse_u32(s, n, &r->count) || r->count < 1 || r->count > TUNING_COUNT_MAX)
-            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: count: expected an integer from 1 to %u, got %s",
-                        b->label, TUNING_COUNT_MAX, shown(q, sizeof(q), s, n));
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
+                                 "%s: count: expected an integer from 1 to %u, got %s", b->label,
+                                 TUNING_COUNT_MAX, shown(q, sizeof(q), s, n));
         return 0;
     case F_SECONDS:
         if (!parse_u32(s, n, &r->seconds) || r->seconds < 1 || r->seconds > TUNING_SECONDS_MAX)
-            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "%s: seconds: expected an integer from 1 to %u, got %s",
-                        b->label, TUNING_SECONDS_MAX, shown(q, sizeof(q), s, n));
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
+                                 "%s: seconds: expected an integer from 1 to %u, got %s", b->label,
+                                 TUNING_SECONDS_MAX, shown(q, sizeof(q), s, n));
         return 0;
     case F_COUNT_OF_FIELDS:
         break;
@@ -1063,10 +1071,11 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
     /* A catch-all severity or threshold rule is a legitimate last entry; a
      * catch-all suppression silences the sensor, which nobody means. */
     if (r->kind == KG_TUNING_SUPPRESS && !any_condition)
-        return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
-                    "%s: a suppress rule needs at least one condition (indicator, type, source, dest, where, "
-                    "feed_source or tag): without one it would suppress every alert",
-                    b->label);
+        return kg_yaml_error(
+            &ld->y, KG_ERR_INVAL, line0,
+            "%s: a suppress rule needs at least one condition (indicator, type, source, dest, where, "
+            "feed_source or tag): without one it would suppress every alert",
+            b->label);
     if (t->nrules >= TUNING_MAX_RULES)
         return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "too many rules (at most %u)", TUNING_MAX_RULES);
     /* Names are looked up in the key table too, as class 'N' (no indicator
@@ -1078,16 +1087,16 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
         size_t nl = strlen(r->name);
         if (strchr(r->name, '['))
             return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->field_line[F_NAME] - 1,
-                        "%s: name %s: '[' is kept for the default names (like suppress[2])", b->label,
-                        shown(q, sizeof(q), r->name, nl));
+                                 "%s: name %s: '[' is kept for the default names (like suppress[2])",
+                                 b->label, shown(q, sizeof(q), r->name, nl));
         kg_buf_append_char(&namekey, 'N');
         kg_buf_append(&namekey, r->name, nl);
         uint32_t k = key_find(t, namekey.data, namekey.len, kg_ind_hash(namekey.data, namekey.len, KEY_SEED));
         if (k != KG_IND_NONE) {
             kg_buf_free(&namekey);
             return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->field_line[F_NAME] - 1,
-                        "%s: name %s is already used by the rule on line %u", b->label,
-                        shown(q, sizeof(q), r->name, nl), t->rules[t->keys[k].rules[0]].line);
+                                 "%s: name %s is already used by the rule on line %u", b->label,
+                                 shown(q, sizeof(q), r->name, nl), t->rules[t->keys[k].rules[0]].line);
         }
     }
 
@@ -1116,8 +1125,8 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
                 kg_buf_free(&keys);
                 kg_buf_free(&namekey);
                 return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->inds[i].line0,
-                            "%s: indicator %s looks like %s, which none of the rule's types is", b->label,
-                            shown(q, sizeof(q), v, n), class_name(cls));
+                                     "%s: indicator %s looks like %s, which none of the rule's types is",
+                                     b->label, shown(q, sizeof(q), v, n), class_name(cls));
             }
         }
         size_t kl = canon(cls, v, n, key, sizeof(key), &why);
@@ -1126,10 +1135,11 @@ static int finish_rule(struct loader *ld, struct rule_build *b, size_t line0)
             kg_buf_free(&keys);
             kg_buf_free(&namekey);
             if (strcmp(why, "value too long") == 0 || n >= sizeof(key))
-                return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->inds[i].line0, "%s: indicator %s: longer than %d bytes",
-                            b->label, shown(q, sizeof(q), v, n), TUNING_KEY_MAX - 2);
-            return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->inds[i].line0, "%s: indicator %s is not %s: %s", b->label,
-                        shown(q, sizeof(q), v, n), class_name(cls), why);
+                return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->inds[i].line0,
+                                     "%s: indicator %s: longer than %d bytes", b->label,
+                                     shown(q, sizeof(q), v, n), TUNING_KEY_MAX - 2);
+            return kg_yaml_error(&ld->y, KG_ERR_INVAL, b->inds[i].line0, "%s: indicator %s is not %s: %s",
+                                 b->label, shown(q, sizeof(q), v, n), class_name(cls), why);
         }
         kg_buf_append(&keys, key, kl);
         klen[i] = kl;
@@ -1177,8 +1187,8 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
     size_t line0 = ev->start_mark.line;
     if (ev->type != YAML_MAPPING_START_EVENT) {
         int rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
-                      "%s: expected a rule (a mapping such as {indicator: evil.example}), got %s", label,
-                      got_text(q, sizeof(q), ev));
+                               "%s: expected a rule (a mapping such as {indicator: evil.example}), got %s",
+                               label, got_text(q, sizeof(q), ev));
         yaml_event_delete(ev);
         return rc;
     }
@@ -1196,7 +1206,7 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
         size_t kline0 = kev.start_mark.line;
         if (kev.type != YAML_SCALAR_EVENT) {
             rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: keys must be names, got %s", label,
-                      got_text(q, sizeof(q), &kev));
+                               got_text(q, sizeof(q), &kev));
             yaml_event_delete(&kev);
             break;
         }
@@ -1219,21 +1229,22 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
             char list[256];
             list_fields(list, sizeof(list), kind);
             if (elsewhere)
-                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: key %s does not belong in a %s rule (expected %s)",
-                          label, shown(q, sizeof(q), name, nlen), kind_names[kind], list);
+                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0,
+                                   "%s: key %s does not belong in a %s rule (expected %s)", label,
+                                   shown(q, sizeof(q), name, nlen), kind_names[kind], list);
             else if (hint)
-                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: unknown key %s (did you mean '%s'?)", label,
-                          shown(q, sizeof(q), name, nlen), hint);
+                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: unknown key %s (did you mean '%s'?)",
+                                   label, shown(q, sizeof(q), name, nlen), hint);
             else
                 rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: unknown key %s (expected %s)", label,
-                          shown(q, sizeof(q), name, nlen), list);
+                                   shown(q, sizeof(q), name, nlen), list);
             yaml_event_delete(&kev);
             break;
         }
         yaml_event_delete(&kev);
         if (b.field_line[f]) {
-            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: duplicate key '%s' (first on line %zu)", label,
-                      fields[f].name, b.field_line[f]);
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, kline0, "%s: duplicate key '%s' (first on line %zu)",
+                               label, fields[f].name, b.field_line[f]);
             break;
         }
         b.field_line[f] = kline0 + 1;
@@ -1251,9 +1262,10 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
                 yaml_event_delete(&vev);
                 continue;
             }
-            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, vev.start_mark.line, "%s: %s: expected %s, got %s", label,
-                      fields[f].name, fields[f].list ? "a value or a list of values" : "a value",
-                      got_text(q, sizeof(q), &vev));
+            rc =
+                kg_yaml_error(&ld->y, KG_ERR_INVAL, vev.start_mark.line, "%s: %s: expected %s, got %s", label,
+                              fields[f].name, fields[f].list ? "a value or a list of values" : "a value",
+                              got_text(q, sizeof(q), &vev));
             yaml_event_delete(&vev);
             break;
         }
@@ -1266,13 +1278,15 @@ static int load_rule(struct loader *ld, enum kg_tuning_kind kind, uint32_t index
             if (item.type == YAML_SEQUENCE_END_EVENT) {
                 yaml_event_delete(&item);
                 if (items == 0)
-                    rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, lline0, "%s: %s: empty list (leave the key out instead)",
-                              label, fields[f].name);
+                    rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, lline0,
+                                       "%s: %s: empty list (leave the key out instead)", label,
+                                       fields[f].name);
                 break;
             }
             if (item.type != YAML_SCALAR_EVENT || kg_yaml_is_null(&item)) {
-                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, item.start_mark.line, "%s: %s: expected a value, got %s", label,
-                          fields[f].name, got_text(q, sizeof(q), &item));
+                rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, item.start_mark.line,
+                                   "%s: %s: expected a value, got %s", label, fields[f].name,
+                                   got_text(q, sizeof(q), &item));
                 yaml_event_delete(&item);
                 break;
             }
@@ -1297,8 +1311,9 @@ static int load_section(struct loader *ld, enum kg_tuning_kind kind, yaml_event_
         return 0;
     }
     if (ev->type != YAML_SEQUENCE_START_EVENT) {
-        int rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line, "%s: expected a list of rules, got %s",
-                      kind_names[kind], got_text(q, sizeof(q), ev));
+        int rc =
+            kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line, "%s: expected a list of rules, got %s",
+                          kind_names[kind], got_text(q, sizeof(q), ev));
         yaml_event_delete(ev);
         return rc;
     }
@@ -1323,9 +1338,10 @@ static int load_top(struct loader *ld, yaml_event_t *ev)
         return 0;
     }
     if (ev->type != YAML_MAPPING_START_EVENT) {
-        int rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, ev->start_mark.line,
-                      "expected a mapping of suppress, severity and threshold lists at the top level, got %s",
-                      got_text(q, sizeof(q), ev));
+        int rc = kg_yaml_error(
+            &ld->y, KG_ERR_INVAL, ev->start_mark.line,
+            "expected a mapping of suppress, severity and threshold lists at the top level, got %s",
+            got_text(q, sizeof(q), ev));
         yaml_event_delete(ev);
         return rc;
     }
@@ -1341,7 +1357,8 @@ static int load_top(struct loader *ld, yaml_event_t *ev)
         }
         size_t line0 = kev.start_mark.line;
         if (kev.type != YAML_SCALAR_EVENT) {
-            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "keys must be names, got %s", got_text(q, sizeof(q), &kev));
+            rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "keys must be names, got %s",
+                               got_text(q, sizeof(q), &kev));
             yaml_event_delete(&kev);
             return rc;
         }
@@ -1354,18 +1371,18 @@ static int load_top(struct loader *ld, yaml_event_t *ev)
             const char *hint = closest(name, nlen, kind_names, NKINDS);
             if (hint)
                 rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "unknown section %s (did you mean '%s'?)",
-                          shown(q, sizeof(q), name, nlen), hint);
+                                   shown(q, sizeof(q), name, nlen), hint);
             else
                 rc = kg_yaml_error(&ld->y, KG_ERR_INVAL, line0,
-                          "unknown section %s (expected suppress, severity or threshold)",
-                          shown(q, sizeof(q), name, nlen));
+                                   "unknown section %s (expected suppress, severity or threshold)",
+                                   shown(q, sizeof(q), name, nlen));
             yaml_event_delete(&kev);
             return rc;
         }
         yaml_event_delete(&kev);
         if (seen[kind])
             return kg_yaml_error(&ld->y, KG_ERR_INVAL, line0, "duplicate section '%s' (first on line %zu)",
-                        kind_names[kind], seen[kind]);
+                                 kind_names[kind], seen[kind]);
         seen[kind] = line0 + 1;
         if ((rc = kg_yaml_next(&ld->y, &vev)) != 0) return rc;
         if ((rc = load_section(ld, (enum kg_tuning_kind)kind, &vev)) != 0) return rc;

@@ -2176,7 +2176,9 @@ static const char *ref_domain(char **keys, size_t nkeys, const char *name)
     return NULL;
 }
 
-static void test_domain_differential(void)
+/* One round of test_domain_differential: keys whose labels before the last
+ * have up to label_max bytes. */
+static void domain_differential_round(uint32_t label_max)
 {
     enum { NKEYS = 6000, NQ = 20000 };
     struct kg_indicator_set *s = kg_indicator_set_new();
@@ -2189,7 +2191,7 @@ static void test_domain_differential(void)
         size_t n = 0, labels = 1 + rnd_below(4);
         for (size_t l = 0; l < labels; l++) {
             if (l) k[n++] = '.';
-            size_t ll = 1 + rnd_below(l == labels - 1 ? 4 : 20); /* short TLD-like last label */
+            size_t ll = 1 + rnd_below(l == labels - 1 ? 4 : label_max); /* short TLD-like last label */
             for (size_t c = 0; c < ll; c++) k[n++] = alpha[rnd_below(36)];
         }
         k[n] = '\0';
@@ -2203,6 +2205,9 @@ static void test_domain_differential(void)
         if (u == 0 || strcmp(keys[u - 1], keys[i]) != 0) keys[u++] = keys[i];
         else free(keys[i]);
     nkeys = u;
+    size_t longest = 0;
+    for (size_t i = 1; i < nkeys; i++)
+        if (strlen(keys[i]) > strlen(keys[longest])) longest = i;
 
     char (*q)[400] = calloc(NQ, sizeof(*q));
     struct kg_indicator_query *bq = calloc(NQ, sizeof(*bq));
@@ -2220,7 +2225,15 @@ static void test_domain_differential(void)
             }
             p[n++] = '.';
         }
+        /* Now and then the longest key after an escaped dot ("x\\.key"):
+         * the lookup's window then starts at that dot, the backslash just
+         * before it, and the key is not a suffix on a label boundary. */
         const char *base = keys[rnd_below((uint32_t)nkeys)];
+        if (rnd_below(8) == 0) {
+            base = keys[longest];
+            if (n) p[n - 1] = '\\';
+            p[n++] = '.';
+        }
         size_t bl = strlen(base);
         memcpy(p + n, base, bl);
         if (rnd_below(3) == 0) p[n + rnd_below((uint32_t)bl)] ^= 0x20; /* case or a mutation */
@@ -2278,6 +2291,16 @@ static void test_domain_differential(void)
     free(bq);
     free(out);
     kg_indicator_set_free(s);
+}
+
+static void test_domain_differential(void)
+{
+    /* Keys up to about 70 bytes: most names fit the lookup's window whole. */
+    domain_differential_round(20);
+    /* Keys of at most 25 bytes: the window (the longest key's length + 1)
+     * cuts most names, so its first word starts inside the name, and the
+     * byte just before it may be a backslash. */
+    domain_differential_round(6);
 }
 
 int main(void)

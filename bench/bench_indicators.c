@@ -8,9 +8,9 @@
  * loads it (wall time; peak resident memory from VmHWM in
  * /proc/self/status), then measures lookups per second on one core for each
  * kind with a half-hit, half-miss workload in random order, and the same on
- * all cores at once.
+ * all cores at once; each measurement is the median of -r passes (5).
  *
- *   bench_indicators [-n N] [-q QUERIES] [-t THREADS] [-k KIND] [-d DIR] [--keep]
+ *   bench_indicators [-n N] [-q QUERIES] [-r REPS] [-t THREADS] [-k KIND] [-d DIR] [--keep]
  *
  * Values are derived from their index through a mixing function, so the
  * feed is streamed to disk (the generator holds no list) and hits are made
@@ -483,12 +483,38 @@ static double timed(const struct workload *w, uint64_t now, bool batch, long nt,
     return (double)w->nq * (double)nt / (now_s() - t1) / 1e6;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Repetitions of every measurement (-r). The machine is shared: a
+ * neighbour's burst during one pass of a fraction of a second moves that
+ * pass by 10-20%, so the median of several is reported, with the range. */
+static int g_reps = 5;
+
+/* timed() repeated g_reps times: the median, and the slowest and fastest
+ * pass in *lo and *hi. */
+static double timed_median(const struct workload *w, uint64_t now, bool batch, long nt, size_t *wrong, double *lo,
+                           double *hi)
+{
+    double r[64];
+    for (int i = 0; i < g_reps; i++)
+        r[i] = timed(w, now, batch, nt, wrong);
+    qsort(r, (size_t)g_reps, sizeof(r[0]), cmp_double);
+    *lo = r[0];
+    *hi = r[g_reps - 1];
+    return g_reps % 2 ? r[g_reps / 2] : (r[g_reps / 2 - 1] + r[g_reps / 2]) / 2;
+}
+
 /* --- main ----------------------------------------------------------------------- */
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_indicators [-n INDICATORS] [-q QUERIES] [-t THREADS] [-k KIND] [-d DIR] [--keep] [--batch-only] [--burst N]\n"
+    fprintf(stderr, "usage: bench_indicators [-n INDICATORS] [-q QUERIES] [-r REPS] [-t THREADS] [-k KIND] [-d DIR] [--keep] [--batch-only] [--burst N]\n"
                     "  KIND: 0 IPv4, 1 CIDR, 2 IPv6, 3 domain, 4 URL, 5 hashes (default: all)\n"
+                    "  REPS: passes per measurement, the median reported (default 5, at most 64)\n"
                     "  --batch-only: time kg_indicator_match_batch only (single calls print 0)\n"
                     "  --burst N: queries per kg_indicator_match_batch call (default 64, at most 4096)\n");
 }
@@ -507,6 +533,12 @@ int main(int argc, char **argv)
             total = strtoull(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "-q") == 0 && i + 1 < argc) {
             nq = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
+            g_reps = atoi(argv[++i]);
+            if (g_reps < 1 || g_reps > 64) {
+                usage();
+                return 2;
+            }
         } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
             threads = strtol(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) {
@@ -616,8 +648,10 @@ int main(int argc, char **argv)
 
     /* Lookups. */
     uint64_t now = kg_realtime_us();
-    printf("\nlookups, half hits, half misses, in M lookups/s (one core; %ld threads at once)\n", threads);
-    printf("%-26s %10s %10s %12s %12s\n", "", "single", "batch", "single x" , "batch x");
+    printf("\nlookups, half hits, half misses, in M lookups/s (one core; %ld threads at once); median of %d passes,\n"
+           "the batch's slowest-fastest pass on one core in brackets\n",
+           threads, g_reps);
+    printf("%-26s %10s %10s %13s %12s %12s\n", "", "single", "batch", "(range)", "single x", "batch x");
     double min_single = 1e30, min_batch = 1e30;
     long nt = threads > 64 ? 64 : threads;
     for (int k = 0; k < K_COUNT; k++) {
@@ -626,13 +660,16 @@ int main(int argc, char **argv)
         build_queries(&w, (enum kind)k, nq, g.n[k], 0x1234567ull * (uint64_t)(k + 1));
         size_t wrong = run(&w, now); /* warm up */
         wrong = 0;
-        double r1 = batch_only ? 0 : timed(&w, now, false, 1, &wrong);
-        double b1 = timed(&w, now, true, 1, &wrong);
-        double rn = batch_only ? 0 : timed(&w, now, false, nt, &wrong);
-        double bn = timed(&w, now, true, nt, &wrong);
+        double lo, hi, blo, bhi;
+        double r1 = batch_only ? 0 : timed_median(&w, now, false, 1, &wrong, &lo, &hi);
+        double b1 = timed_median(&w, now, true, 1, &wrong, &blo, &bhi);
+        double rn = batch_only ? 0 : timed_median(&w, now, false, nt, &wrong, &lo, &hi);
+        double bn = timed_median(&w, now, true, nt, &wrong, &lo, &hi);
         if (!batch_only && r1 < min_single) min_single = r1;
         if (b1 < min_batch) min_batch = b1;
-        printf("%-26s %10.1f %10.1f %12.1f %12.1f%s\n", kind_name[k], r1, b1, rn, bn,
+        char range[32];
+        snprintf(range, sizeof(range), "(%.1f-%.1f)", blo, bhi);
+        printf("%-26s %10.1f %10.1f %13s %12.1f %12.1f%s\n", kind_name[k], r1, b1, range, rn, bn,
                wrong ? "  WRONG ANSWERS" : "");
         if (wrong) {
             fprintf(stderr, "%s: %zu wrong answers\n", kind_name[k], wrong);

@@ -496,8 +496,8 @@ static int g_reps = 5;
 
 /* timed() repeated g_reps times: the median, and the slowest and fastest
  * pass in *lo and *hi. */
-static double timed_median(const struct workload *w, uint64_t now, bool batch, long nt, size_t *wrong, double *lo,
-                           double *hi)
+static double timed_median(const struct workload *w, uint64_t now, bool batch, long nt, size_t *wrong,
+                           double *lo, double *hi)
 {
     double r[64];
     for (int i = 0; i < g_reps; i++)
@@ -512,7 +512,8 @@ static double timed_median(const struct workload *w, uint64_t now, bool batch, l
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_indicators [-n INDICATORS] [-q QUERIES] [-r REPS] [-t THREADS] [-k KIND] [-d DIR] [--keep] [--batch-only] [--burst N]\n"
+    fprintf(stderr, "usage: bench_indicators [-n INDICATORS] [-q QUERIES] [-r REPS] [-t THREADS] [-k KIND] "
+                    "[-d DIR] [--keep] [--batch-only] [--burst N]\n"
                     "  KIND: 0 IPv4, 1 CIDR, 2 IPv6, 3 domain, 4 URL, 5 hashes (default: all)\n"
                     "  REPS: passes per measurement, the median reported (default 5, at most 64)\n"
                     "  --batch-only: time kg_indicator_match_batch only (single calls print 0)\n"
@@ -648,7 +649,8 @@ int main(int argc, char **argv)
 
     /* Lookups. */
     uint64_t now = kg_realtime_us();
-    printf("\nlookups, half hits, half misses, in M lookups/s (one core; %ld threads at once); median of %d passes,\n"
+    printf("\nlookups, half hits, half misses, in M lookups/s (one core; %ld threads at once); median of %d "
+           "passes,\n"
            "the batch's slowest-fastest pass on one core in brackets\n",
            threads, g_reps);
     printf("%-26s %10s %10s %13s %12s %12s\n", "", "single", "batch", "(range)", "single x", "batch x");

@@ -1718,8 +1718,8 @@ static inline const struct kg_indicator *lk_probe(const struct kg_indicator_set 
 {
     uint32_t id;
     if (lk->type == KG_IND_DOMAIN)
-        id = find_rec_key(s, KG_IND_DOMAIN, lk->h[k], lk->buf + KG_LK_PAD + lk->start[k], lk->win - lk->start[k],
-                          NULL, 0);
+        id = find_rec_key(s, KG_IND_DOMAIN, lk->h[k], lk->buf + KG_LK_PAD + lk->start[k],
+                          lk->win - lk->start[k], NULL, 0);
     else
         id = find_key(s, lk->type, lk->h[k], lk->k, lk->kn, lk->b, lk->bn);
     return id != KG_IND_NONE && valid_at(s, id, now) ? &s->inds[id] : NULL;

@@ -63,6 +63,11 @@ struct kg_indicator_set {
      * others cannot match, and each probe costs a random memory read. */
     uint64_t domain_labels;
     unsigned domain_max_labels; /* past this many labels no suffix can match (UINT_MAX: no bound) */
+    /* URL indicators listed as a prefix ("host/dir/" and a '*'): their own table,
+     * keyed by url_prefix_hash, and a filter of their hosts' hashes, so a
+     * request to any other host costs one test of it. */
+    struct kg_ind_htab url_prefix;
+    struct kg_ind_filter url_prefix_hosts;
     bool has_validity;                           /* some indicator has a bounded window */
     struct window *windows; /* with has_validity: by id, like inds (cap entries) */
     uint32_t *parent; /* with has_validity: next shorter IPv4 prefix of a /0-/24 one */
@@ -233,6 +238,8 @@ void kg_indicator_set_free(struct kg_indicator_set *s)
     kg_ind_v6_free(&s->v6);
     for (int t = 0; t < KG_IND_TYPE_COUNT; t++)
         kg_ind_htab_free(&s->tabs[t]);
+    kg_ind_htab_free(&s->url_prefix);
+    kg_ind_filter_free(&s->url_prefix_hosts);
     kg_ind_htab_free(&s->src_tab);
     arena_free(s->arena);
     arena_free(s->sarena);
@@ -496,6 +503,7 @@ struct norm {
     const uint8_t *key; /* into digest[] or a kg_buf; string types */
     size_t key_len;
     size_t host_len; /* URL: the host part of key */
+    bool prefix;     /* URL: listed with a trailing '*' (a prefix) */
     uint8_t digest[32];
     uint8_t family; /* ADDR/SUBNET: 4 or 6 */
     uint8_t plen;   /* ADDR/SUBNET: prefix length */
@@ -597,9 +605,57 @@ static int norm_domain(struct kg_buf *buf, const char *v, size_t n, struct norm 
     return 0;
 }
 
+/* RFC 3986 2.3: the characters a URI may carry percent-encoded or not, with
+ * the same meaning. */
+static inline bool url_unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/*
+ * Percent-encoding normalisation of a request target (RFC 3986 6.2.2.1 and
+ * 6.2.2.2): an escape of an unreserved character is decoded ("%7Euser" ->
+ * "~user"), every other escape gets upper-case hex digits ("%2f" -> "%2F",
+ * still a literal slash, not a separator); a '%' not followed by two hex
+ * digits is kept as it is. Writes at most cap bytes of in[0..n) normalised
+ * to out; returns how many it wrote, and in *whole whether that is all of
+ * it. The output is never longer than the input.
+ */
+static size_t url_pct_normalise(char *out, size_t cap, const char *in, size_t n, bool *whole)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t o = 0, i = 0;
+    while (i < n && o < cap) {
+        int hi, lo;
+        if (in[i] != '%' || i + 2 >= n || (hi = kg_ind_hexval(in[i + 1])) < 0 ||
+            (lo = kg_ind_hexval(in[i + 2])) < 0) {
+            out[o++] = in[i++];
+            continue;
+        }
+        unsigned char c = (unsigned char)(hi << 4 | lo);
+        if (url_unreserved(c)) {
+            out[o++] = (char)c;
+        } else {
+            if (cap - o < 3) break;
+            out[o++] = '%';
+            out[o++] = hexd[hi];
+            out[o++] = hexd[lo];
+        }
+        i += 3;
+    }
+    *whole = i == n;
+    return o;
+}
+
 static int norm_url(struct kg_buf *buf, const char *v, size_t n, struct norm *out, struct kg_err *err)
 {
     if (n > KG_IND_VALUE_MAX) return kg_err_set(err, KG_ERR_PARSE, "URL longer than %d bytes", KG_IND_VALUE_MAX);
+    /* A trailing '*' makes a prefix (docs/INDICATORS.md, "Matching"). */
+    if (n > 0 && v[n - 1] == '*') {
+        out->prefix = true;
+        n--;
+    }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
         if (c <= 0x20 || c == 0x7f)
@@ -623,7 +679,12 @@ static int norm_url(struct kg_buf *buf, const char *v, size_t n, struct norm *ou
     for (size_t i = 0; i < u.host_len; i++)
         kg_buf_append_char(buf, lower_ascii(u.host[i]));
     if (u.slash) kg_buf_append_char(buf, '/');
-    kg_buf_append(buf, u.path, u.path_len);
+    /* The target, percent-encoding normalised; 8 zero bytes after the key
+     * (not part of it) for url_prefix_hash's word loads. */
+    kg_buf_reserve(buf, u.path_len + 8);
+    bool whole;
+    buf->len += url_pct_normalise(buf->data + buf->len, u.path_len, u.path, u.path_len, &whole);
+    memset(buf->data + buf->len, 0, 8);
     out->key = (const uint8_t *)buf->data;
     out->key_len = buf->len;
     out->host_len = u.host_len;
@@ -722,13 +783,50 @@ static uint64_t url_hash(uint64_t seed, const char *host, size_t host_len, const
     return kg_ind_hash(path, path_len, kg_ind_hash(host, host_len, seed));
 }
 
-/* Hash of a normalised key in its type's table. */
+/*
+ * Prefix URLs are hashed so that all the prefixes of one request target
+ * share the work: the target's 8-byte words from its start are chained onto
+ * the hash of the host (the exact table's first piece),
+ *
+ *   H(0) = kg_ind_hash(host, seed), H(j + 1) = round(H(j), word j)
+ *
+ * and the prefix of length L = 8j + r hashes as final(round(H(j) ^ L * P1,
+ * the first r bytes of word j, zeros above)). Word loads may read up to 7
+ * bytes past a prefix: callers keep 8 readable bytes after the target.
+ */
+static inline uint64_t url_word(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return le64toh(w);
+}
+
+static inline uint64_t url_prefix_final(uint64_t hj, size_t len, uint64_t word)
+{
+    size_t r = len % 8;
+    uint64_t w = r ? word & (~0ull >> (8 * (8 - r))) : 0;
+    return kg_ind_hash_final(kg_ind_round64(hj ^ ((uint64_t)len * KG_IND_P1), w));
+}
+
+static uint64_t url_prefix_hash(uint64_t host_hash, const char *path, size_t len)
+{
+    uint64_t h = host_hash;
+    size_t j = 0;
+    for (; j < len / 8; j++)
+        h = kg_ind_round64(h, url_word(path + 8 * j));
+    return url_prefix_final(h, len, len % 8 ? url_word(path + 8 * j) : 0);
+}
+
+/* Hash of a normalised key in its type's table (a prefix URL: in url_prefix). */
 static uint64_t key_hash(const struct kg_indicator_set *s, enum kg_ind_type type, const struct norm *nv)
 {
     switch (type) {
     case KG_IND_DOMAIN:
         return kg_ind_domain_hash((const char *)nv->key, nv->key_len, s->seed);
     case KG_IND_URL:
+        if (nv->prefix)
+            return url_prefix_hash(kg_ind_hash(nv->key, nv->host_len, s->seed),
+                                   (const char *)nv->key + nv->host_len, nv->key_len - nv->host_len);
         return url_hash(s->seed, (const char *)nv->key, nv->host_len, (const char *)nv->key + nv->host_len,
                         nv->key_len - nv->host_len);
     default:
@@ -803,17 +901,24 @@ static inline uint32_t find_inline_key(const struct kg_ind_htab *t, uint64_t h, 
     return KG_IND_NONE;
 }
 
-/* Probe of a table whose records hold the key (DOMAIN, URL, JA4, SOFTWARE). */
-static inline uint32_t find_rec_key(const struct kg_indicator_set *s, enum kg_ind_type type, uint64_t h,
-                                    const char *a, size_t an, const char *b, size_t bn)
+/* Probe of table t, whose records hold the key (DOMAIN, URL, JA4, SOFTWARE;
+ * the URL prefixes). */
+static inline uint32_t find_rec_key_in(const struct kg_indicator_set *s, const struct kg_ind_htab *t,
+                                       enum kg_ind_type type, uint64_t h, const char *a, size_t an,
+                                       const char *b, size_t bn)
 {
-    const struct kg_ind_htab *t = &s->tabs[type];
     uint32_t pos = kg_ind_htab_start(t, h), ref;
     while ((ref = kg_ind_htab_next(t, kg_ind_tag(h), &pos)) != KG_IND_NONE) {
         const struct vrec *r = rec_at(s, ref);
         if (key_eq(r, type, a, an, b, bn)) return r->id;
     }
     return KG_IND_NONE;
+}
+
+static inline uint32_t find_rec_key(const struct kg_indicator_set *s, enum kg_ind_type type, uint64_t h,
+                                    const char *a, size_t an, const char *b, size_t bn)
+{
+    return find_rec_key_in(s, &s->tabs[type], type, h, a, an, b, bn);
 }
 
 static uint32_t find_key(const struct kg_indicator_set *s, enum kg_ind_type type, uint64_t h, const char *a,
@@ -829,8 +934,8 @@ static uint32_t find_key_norm(const struct kg_indicator_set *s, enum kg_ind_type
 {
     const char *k = (const char *)nv->key;
     if (type == KG_IND_URL)
-        return find_key(s, type, key_hash(s, type, nv), k, nv->host_len, k + nv->host_len,
-                        nv->key_len - nv->host_len);
+        return find_rec_key_in(s, nv->prefix ? &s->url_prefix : &s->tabs[type], type, key_hash(s, type, nv),
+                               k, nv->host_len, k + nv->host_len, nv->key_len - nv->host_len);
     return find_key(s, type, key_hash(s, type, nv), k, nv->key_len, NULL, 0);
 }
 
@@ -838,6 +943,7 @@ static uint32_t find_key_norm(const struct kg_indicator_set *s, enum kg_ind_type
 struct rehash_ctx {
     struct kg_indicator_set *s;
     enum kg_ind_type type;
+    bool prefix; /* the url_prefix table */
 };
 
 static uint64_t rehash_indicator(const void *ctx, uint32_t tag, uint32_t ref)
@@ -846,7 +952,19 @@ static uint64_t rehash_indicator(const void *ctx, uint32_t tag, uint32_t ref)
     const struct rehash_ctx *c = ctx;
     const struct vrec *r = rec_at(c->s, ref);
     struct norm nv;
-    if (rec_is_key(c->type)) {
+    if (c->prefix) {
+        /* Into rescratch, for the 8 bytes url_prefix_hash may read after it. */
+        struct kg_buf *b = &c->s->rescratch;
+        kg_buf_reset(b);
+        kg_buf_reserve(b, r->len + 8u);
+        memcpy(b->data, r->value, r->len);
+        memset(b->data + r->len, 0, 8);
+        memset(&nv, 0, sizeof(nv));
+        nv.key = (const uint8_t *)b->data;
+        nv.key_len = r->len;
+        nv.host_len = r->aux;
+        nv.prefix = true;
+    } else if (rec_is_key(c->type)) {
         memset(&nv, 0, sizeof(nv));
         nv.key = (const uint8_t *)r->value;
         nv.key_len = r->len;
@@ -864,8 +982,19 @@ static void build_filters(struct kg_indicator_set *s)
     kg_ind_v6_build_filters(&s->v6, s->seed);
     for (unsigned type = 0; type < KG_IND_TYPE_COUNT; type++) {
         if (type == KG_IND_ADDR || type == KG_IND_SUBNET) continue;
-        struct rehash_ctx rctx = {s, (enum kg_ind_type)type};
+        struct rehash_ctx rctx = {s, (enum kg_ind_type)type, false};
         kg_ind_htab_build_filter(&s->tabs[type], rehash_indicator, &rctx);
+    }
+    struct rehash_ctx pctx = {s, KG_IND_URL, true};
+    kg_ind_htab_build_filter(&s->url_prefix, rehash_indicator, &pctx);
+    /* The hosts' filter, even for a handful of prefixes (a few KiB): without
+     * it every URL lookup would probe the prefixes of its target. */
+    struct kg_ind_htab *t = &s->url_prefix;
+    if (t->count) kg_ind_filter_init(&s->url_prefix_hosts, KG_MAX(t->count, KG_IND_FILTER_MIN));
+    for (size_t i = 0; t->count && i <= t->mask; i++) {
+        if (t->slots[i].id == KG_IND_NONE) continue;
+        const struct vrec *r = rec_at(s, t->slots[i].id);
+        kg_ind_filter_add(&s->url_prefix_hosts, kg_ind_hash(r->value, r->aux, s->seed));
     }
 }
 
@@ -1025,8 +1154,8 @@ int kg_ind_set_insert(struct kg_indicator_set *s, const struct kg_ind_input *in,
         break;
     default: {
         uint64_t h = key_hash(s, in->type, &nv);
-        struct rehash_ctx rctx = {s, in->type};
-        struct kg_ind_htab *t = &s->tabs[in->type];
+        struct rehash_ctx rctx = {s, in->type, nv.prefix};
+        struct kg_ind_htab *t = nv.prefix ? &s->url_prefix : &s->tabs[in->type];
         uint8_t kbuf[4 + 64];
         size_t klen = 0;
         if (t->key_stride) {
@@ -1103,6 +1232,7 @@ struct lookup {
     uint64_t *h;           /* probe hashes */
     uint16_t *start;       /* DOMAIN: suffix start in buf */
     uint64_t pass;         /* bit k: probe k passed its filter (lk_prefetch_slots); probes 64 and up always probe */
+    unsigned nprefix;      /* URL: probes 0..nprefix-1 are of url_prefix (length start[k]), the rest exact */
     char *buf;             /* lower-cased window, host (+ "/" + query), digest or JA4 */
     size_t bufcap;
 };
@@ -1115,7 +1245,9 @@ struct lookup_big {
     struct lookup lk;
     uint64_t h[KG_LK_BIG_PROBES];
     uint16_t start[KG_LK_BIG_PROBES];
-    char buf[2 * KG_IND_NAME_MAX + 8];
+    /* A URL: host, then the target normalised (at most KG_IND_VALUE_MAX + 1
+     * bytes, a '/' in front of a query-only one) and 8 bytes for word loads. */
+    char buf[KG_IND_NAME_MAX + 1 + KG_IND_VALUE_MAX + 1 + 8];
 };
 
 /* A batch's lookup: room for what names and URLs usually need (a domain
@@ -1133,6 +1265,7 @@ static inline struct lookup *lookup_big_init(struct lookup_big *b)
 {
     b->lk.k = b->lk.b = NULL;
     b->lk.kn = b->lk.bn = 0;
+    b->lk.nprefix = 0;
     b->lk.cap = KG_LK_BIG_PROBES;
     b->lk.h = b->h;
     b->lk.start = b->start;
@@ -1600,15 +1733,43 @@ static void lk_domain(const struct kg_indicator_set *s, const char *name, size_t
     lk->n = n;
 }
 
+/* kg_ind_hash(p, n, seed), inline, noting in *pct whether p has a '%' (so
+ * that the common target, with no escape, is read once). */
+static inline uint64_t url_target_hash(const char *p, size_t n, uint64_t seed, bool *pct)
+{
+    uint64_t h = seed ^ ((uint64_t)n * KG_IND_P1), seen = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = url_word(p + i);
+        seen |= swar_maybe(w, '%');
+        h = kg_ind_round64(h, w);
+    }
+    if (i < n) {
+        size_t r = n - i;
+        uint64_t w = 0;
+        if (n >= 8) {
+            w = url_word(p + n - 8) >> (8 * (8 - r));
+        } else {
+            for (size_t b = 0; b < r; b++)
+                w |= (uint64_t)(uint8_t)p[i + b] << (8 * b);
+        }
+        seen |= swar_maybe(w, '%'); /* the bytes above are zeros */
+        h = kg_ind_round64(h, w);
+    }
+    *pct = seen != 0;
+    return kg_ind_hash_final(h);
+}
+
 static void lk_url(const struct kg_indicator_set *s, const char *host, size_t host_len, const char *uri,
                    size_t uri_len, struct lookup *lk)
 {
     lk->type = KG_IND_URL;
     lk->n = 0;
+    lk->nprefix = 0;
     lk->overflow = false;
     lk->b = NULL;
     lk->bn = 0;
-    if (s->tabs[KG_IND_URL].count == 0 || (!uri && uri_len)) return;
+    if (s->count[KG_IND_URL] == 0 || (!uri && uri_len)) return;
     /* A request to a proxy carries the absolute form (RFC 9112 3.2.2): the
      * authority in the URI wins over the Host header. */
     size_t skip = uri ? http_scheme_len(uri, uri_len) : 0;
@@ -1624,32 +1785,92 @@ static void lk_url(const struct kg_indicator_set *s, const char *host, size_t ho
     if (!host) return;
     host_len = host_drop_default_port(host, host_len);
     if (host_len == 0 || host_len > KG_IND_NAME_MAX) return;
-    /* Mirror norm_url(): a missing path, or a query without one, is "/";
-     * the latter is written after the host in buf. */
-    bool query_only = uri_len > 0 && uri[0] == '?';
-    if (query_only && uri_len >= KG_IND_NAME_MAX) return;
-    if (host_len + (query_only ? uri_len + 1 : 0) > lk->bufcap) {
+    lk->nprefix = 0;
+    if (host_len > lk->bufcap) {
         lk->overflow = true;
         return;
     }
     lower_copy(lk->buf, host, host_len);
+    const uint64_t host_hash = kg_ind_hash(lk->buf, host_len, s->seed);
+    const struct kg_ind_htab *pt = &s->url_prefix;
+    const bool prefixes = pt->count && kg_ind_filter_test(&s->url_prefix_hosts, host_hash);
+    /* Mirror norm_url(): a missing path, or a query without one, is "/"; the
+     * target is percent-encoding normalised. Unless it is already in that
+     * form and no prefix of this host is listed, it is written after the
+     * host in buf, with 8 zero bytes after it (url_prefix_hash). */
+    bool query_only = uri_len > 0 && uri[0] == '?', whole = true, copy = query_only || prefixes;
     if (uri_len == 0) {
         uri = "/";
         uri_len = 1;
-    } else if (query_only) {
+    }
+    uint64_t exact = 0;
+    if (!copy) exact = url_target_hash(uri, uri_len, host_hash, &copy);
+    if (copy) {
+        size_t want = KG_MIN(uri_len, (size_t)KG_IND_VALUE_MAX) + 1; /* past VALUE_MAX nothing can match */
+        if (lk->bufcap - host_len < want + 1 + 8) {
+            lk->overflow = true;
+            return;
+        }
         char *p = lk->buf + host_len;
-        p[0] = '/';
-        memcpy(p + 1, uri, uri_len);
+        size_t o = 0;
+        if (query_only) p[o++] = '/';
+        o += url_pct_normalise(p + o, want, uri, uri_len, &whole);
+        memset(p + o, 0, 8);
         uri = p;
-        uri_len++;
+        uri_len = o;
+        exact = kg_ind_hash(uri, uri_len, host_hash);
     }
     lk->k = lk->buf;
     lk->kn = host_len;
     lk->b = uri;
     lk->bn = uri_len;
-    lk->h[0] = url_hash(s->seed, lk->buf, host_len, uri, uri_len);
-    lk->n = 1;
-    kg_ind_filter_prefetch(&(&s->tabs[KG_IND_URL])->filter, lk->h[0]);
+    unsigned n = 0;
+    if (prefixes) {
+        /* The prefixes a listed "P*" can be (docs/INDICATORS.md): up to
+         * each '/' of the path, with and without it, up to the '?', and the
+         * whole target; shortest first, so the most specific is probed
+         * first (lk_finish goes from the last). */
+        const char *q = memchr(uri, '?', uri_len);
+        size_t qpos = q ? (size_t)(q - uri) : uri_len, last = 0, words = 0;
+        uint64_t h = host_hash;
+        const unsigned cap = lk->cap - 1; /* room for the exact probe */
+        for (size_t i = 0; i <= qpos && n < cap; i++) {
+            size_t cand[2];
+            unsigned nc = 0;
+            if (i == qpos) {
+                cand[nc++] = qpos;
+                if (qpos < uri_len && whole) cand[nc++] = uri_len;
+            } else if (uri[i] == '/') {
+                cand[nc++] = i;
+                cand[nc++] = i + 1;
+            } else {
+                continue;
+            }
+            for (unsigned c = 0; c < nc && n < cap; c++) {
+                size_t len = cand[c];
+                if (len <= last || (len == uri_len && !whole)) continue;
+                last = len;
+                for (; words < len / 8; words++)
+                    h = kg_ind_round64(h, url_word(uri + 8 * words));
+                uint64_t ph = url_prefix_final(h, len, len % 8 ? url_word(uri + 8 * words) : 0);
+                lk->h[n] = ph;
+                lk->start[n++] = (uint16_t)len;
+                kg_ind_filter_prefetch(&pt->filter, ph);
+            }
+        }
+        if (n == cap && lk->cap == KG_LK_SMALL_PROBES) {
+            lk->overflow = true; /* a single call has room for more */
+            lk->n = 0;
+            return;
+        }
+    }
+    lk->nprefix = n;
+    if (whole) {
+        lk->h[n] = exact;
+        kg_ind_filter_prefetch(&(&s->tabs[KG_IND_URL])->filter, lk->h[n]);
+        n++;
+    }
+    lk->n = n;
 }
 
 static void lk_hash(const struct kg_indicator_set *s, enum kg_ind_type type, const char *hex, size_t len,
@@ -1711,13 +1932,22 @@ static void lk_software(const struct kg_indicator_set *s, const char *ua, size_t
  * random) costs no branch on each probe.
  */
 
-/* Probes, longest domain suffix first; the first valid match is the most
- * specific one. */
+/* The table probe k reads. */
+static inline const struct kg_ind_htab *lk_table(const struct kg_indicator_set *s, const struct lookup *lk,
+                                                 unsigned k)
+{
+    return lk->type == KG_IND_URL && k < lk->nprefix ? &s->url_prefix : &s->tabs[lk->type];
+}
+
+/* Probes, longest domain suffix (or URL prefix) first; the first valid match
+ * is the most specific one. */
 static inline const struct kg_indicator *lk_probe(const struct kg_indicator_set *s, const struct lookup *lk,
                                                   unsigned k, uint64_t now)
 {
     uint32_t id;
-    if (lk->type == KG_IND_DOMAIN)
+    if (lk->type == KG_IND_URL && k < lk->nprefix)
+        id = find_rec_key_in(s, &s->url_prefix, KG_IND_URL, lk->h[k], lk->k, lk->kn, lk->b, lk->start[k]);
+    else if (lk->type == KG_IND_DOMAIN)
         id = find_rec_key(s, KG_IND_DOMAIN, lk->h[k], lk->buf + KG_LK_PAD + lk->start[k],
                           lk->win - lk->start[k], NULL, 0);
     else
@@ -1748,9 +1978,9 @@ static inline __attribute__((always_inline)) const struct kg_indicator *lk_finis
  * would wait for it (measured: 10.0-10.5 against 11.6-11.9 M/s). */
 static inline __attribute__((always_inline)) void lk_prefetch_slots(const struct kg_indicator_set *s, struct lookup *lk)
 {
-    const struct kg_ind_htab *t = &s->tabs[lk->type];
     uint64_t pass = 0;
     for (unsigned k = 0; k < lk->n; k++) {
+        const struct kg_ind_htab *t = lk_table(s, lk, k);
         if (!kg_ind_filter_test(&t->filter, lk->h[k])) continue;
         kg_ind_htab_prefetch(t, lk->h[k]);
         if (k < 64) pass |= 1ull << k;
@@ -1769,7 +1999,9 @@ static inline void lk_prefetch_candidate(const struct kg_indicator_set *s, const
     /* The record's first line, and its last if a record of the length
      * looked for ends in another (URLs always, short names often). */
     const char *r = (const char *)rec_at(s, ref);
-    size_t key_len = lk->type == KG_IND_DOMAIN ? lk->win - lk->start[k] : lk->kn + lk->bn;
+    size_t key_len = lk->type == KG_IND_DOMAIN                   ? lk->win - lk->start[k]
+                     : lk->type == KG_IND_URL && k < lk->nprefix ? lk->kn + lk->start[k]
+                                                                 : lk->kn + lk->bn;
     __builtin_prefetch(r);
     __builtin_prefetch(r + sizeof(struct vrec) + key_len - 1);
 }
@@ -1779,10 +2011,12 @@ static inline __attribute__((always_inline)) void lk_prefetch_candidates(const s
 {
     const struct kg_ind_htab *t = &s->tabs[lk->type];
     if (t->keys) return; /* confirmed from the inline keys, already fetched */
-    for (uint64_t m = lk->pass; m; m &= m - 1)
-        lk_prefetch_candidate(s, t, lk, (unsigned)__builtin_ctzll(m));
+    for (uint64_t m = lk->pass; m; m &= m - 1) {
+        unsigned k = (unsigned)__builtin_ctzll(m);
+        lk_prefetch_candidate(s, lk_table(s, lk, k), lk, k);
+    }
     for (unsigned k = 64; k < lk->n; k++)
-        lk_prefetch_candidate(s, t, lk, k);
+        lk_prefetch_candidate(s, lk_table(s, lk, k), lk, k);
 }
 
 const struct kg_indicator *kg_indicator_match_domain(const struct kg_indicator_set *s, const char *name,

@@ -617,6 +617,210 @@ static void test_url(void)
     kg_indicator_set_free(s);
 }
 
+/* Percent-encoding normalised on both sides (RFC 3986 6.2.2): escapes of
+ * unreserved characters decoded, the others' hex in upper case. */
+static void test_url_percent(void)
+{
+    struct kg_indicator_set *s = set_from("#fields\tindicator\tindicator_type\n"
+                                          "pct.example/%7Euser/a%2fb%41\tIntel::URL\n"
+                                          "pct.example/dl/file.exe\tIntel::URL\n"
+                                          "pct.example/odd%zz%4\tIntel::URL\n");
+    CHECK_EQ_STR(value_of(match_url(s, "pct.example", "/~user/a%2FbA")), "pct.example/%7Euser/a%2fb%41");
+    CHECK(match_url(s, "pct.example", "/%7euser/a%2fb%41") != NULL);
+    CHECK(match_url(s, "pct.example", "/%7Eus%65r/a%2Fb%61") == NULL); /* %61 is 'a', not 'A' */
+    CHECK(match_url(s, "pct.example", "/~user/a/bA") == NULL);         /* an escaped '/' is not a separator */
+    CHECK(match_url(s, "pct.example", "/~user/a%2fba") == NULL);
+    /* Evasion by escaping plain letters. */
+    CHECK(match_url(s, "pct.example", "/%64%6C/%66ile%2Eexe") != NULL);
+    CHECK(match_url(s, "pct.example", "/dl/file%2eexe") != NULL);
+    /* A '%' without two hex digits stays as it is. */
+    CHECK(match_url(s, "pct.example", "/odd%zz%4") != NULL);
+    CHECK(match_url(s, "pct.example", "/odd%ZZ%4") == NULL);
+    kg_indicator_set_free(s);
+    /* Query-only target and escapes together. */
+    s = set_from("#fields\tindicator\tindicator_type\nq.example/?id=%41\tIntel::URL\n");
+    CHECK(match_url(s, "q.example", "?id=A") != NULL);
+    CHECK(match_url(s, "q.example", "/?id=%41") != NULL);
+    CHECK(match_url(s, "q.example", "/?id=%42") == NULL);
+    kg_indicator_set_free(s);
+}
+
+/* "P*" matches the targets that start with P where P ends on a boundary:
+ * P ends with '/', or the next character is '/' or '?', or the target is P
+ * (docs/INDICATORS.md). */
+static void test_url_prefix(void)
+{
+    struct kg_indicator_set *s = set_from("#fields\tindicator\tindicator_type\n"
+                                          "http://kits.example/kits/*\tIntel::URL\n"
+                                          "kits.example/dl*\tIntel::URL\n"
+                                          "host.example*\tIntel::URL\n"
+                                          "nest.example/*\tIntel::URL\n"
+                                          "nest.example/a/*\tIntel::URL\n"
+                                          "nest.example/a/b/x.exe\tIntel::URL\n"
+                                          "nest.example/a/b/x.exe*\tIntel::URL\n"
+                                          "Q.example/p.php?x=1*\tIntel::URL\n");
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_URL), 8);
+    const char *kits = "http://kits.example/kits/*";
+    CHECK_EQ_STR(value_of(match_url(s, "kits.example", "/kits/")), kits);
+    CHECK_EQ_STR(value_of(match_url(s, "KITS.example:80", "/kits/x.exe")), kits);
+    CHECK_EQ_STR(value_of(match_url(s, "kits.example", "/kits/a/b?c=/d")), kits);
+    CHECK_EQ_STR(value_of(match_url(s, "proxy:3128", "http://kits.example/kits/a")), kits);
+    CHECK(match_url(s, "kits.example", "/kits") == NULL);
+    CHECK(match_url(s, "kits.example", "/kitsx/a") == NULL);
+    CHECK(match_url(s, "kits.example", "/other/kits/a") == NULL);
+    CHECK(match_url(s, "kits.example:8080", "/kits/a") == NULL);
+    CHECK(match_url(s, "www.kits.example", "/kits/a") == NULL);
+    /* No '/' before the '*': the next character must be '/' or '?'. */
+    CHECK_EQ_STR(value_of(match_url(s, "kits.example", "/dl")), "kits.example/dl*");
+    CHECK_EQ_STR(value_of(match_url(s, "kits.example", "/dl/x")), "kits.example/dl*");
+    CHECK_EQ_STR(value_of(match_url(s, "kits.example", "/dl?x=1")), "kits.example/dl*");
+    CHECK(match_url(s, "kits.example", "/dlx") == NULL);
+    CHECK(match_url(s, "kits.example", "/dl.exe") == NULL);
+    /* A whole host. */
+    CHECK_EQ_STR(value_of(match_url(s, "host.example", "")), "host.example*");
+    CHECK_EQ_STR(value_of(match_url(s, "host.example", "/anything/at/all?x")), "host.example*");
+    CHECK_EQ_STR(value_of(match_url(s, "host.example", "?q")), "host.example*");
+    /* The most specific wins: the exact URL, then the longest prefix. */
+    CHECK_EQ_STR(value_of(match_url(s, "nest.example", "/a/b/x.exe")), "nest.example/a/b/x.exe");
+    CHECK_EQ_STR(value_of(match_url(s, "nest.example", "/a/b/x.exe?v=2")), "nest.example/a/b/x.exe*");
+    CHECK_EQ_STR(value_of(match_url(s, "nest.example", "/a/b/y")), "nest.example/a/*");
+    CHECK_EQ_STR(value_of(match_url(s, "nest.example", "/a")), "nest.example/*");
+    CHECK_EQ_STR(value_of(match_url(s, "nest.example", "/")), "nest.example/*");
+    /* A prefix that ends inside the query. */
+    CHECK_EQ_STR(value_of(match_url(s, "q.example", "/p.php?x=1")), "Q.example/p.php?x=1*");
+    CHECK(match_url(s, "q.example", "/p.php?x=12") == NULL);
+    CHECK(match_url(s, "q.example", "/p.php?x=1&y=2") == NULL);
+    /* Percent-encoding normalised before the prefixes are taken. */
+    CHECK_EQ_STR(value_of(match_url(s, "kits.example", "/%6bits/a")), kits);
+    CHECK(match_url(s, "kits.example", "/kits%2Fa") == NULL);
+    kg_indicator_set_free(s);
+
+    /* Exact and prefix forms of one URL are two indicators; each form once. */
+    s = set_from("#fields\tindicator\tindicator_type\n"
+                 "dup.example/a/\tIntel::URL\n"
+                 "dup.example/a/*\tIntel::URL\n"
+                 "http://DUP.example/a/*\tIntel::URL\n");
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_URL), 2);
+    CHECK_EQ_STR(value_of(match_url(s, "dup.example", "/a/")), "dup.example/a/");
+    CHECK_EQ_STR(value_of(match_url(s, "dup.example", "/a/b")), "dup.example/a/*");
+    kg_indicator_set_free(s);
+}
+
+/* Reference for test_url_differential: a listed URL in normal form. */
+struct url_ref {
+    char key[96];
+    bool prefix;
+    char *value;
+};
+
+/* The value the most specific listed URL matching u (host + target, in
+ * normal form) reports, or NULL. */
+static const char *ref_url(const struct url_ref *r, size_t n, const char *u)
+{
+    size_t ul = strlen(u), best = 0;
+    const char *found = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!r[i].prefix && strcmp(r[i].key, u) == 0) return r[i].value;
+    for (size_t i = 0; i < n; i++) {
+        size_t pl = strlen(r[i].key);
+        if (!r[i].prefix || pl > ul || memcmp(r[i].key, u, pl) != 0 || pl <= best) continue;
+        if (pl == ul || r[i].key[pl - 1] == '/' || u[pl] == '/' || u[pl] == '?') {
+            best = pl;
+            found = r[i].value;
+        }
+    }
+    return found;
+}
+
+/* Random URL sets and targets: single calls against the reference, and the
+ * batch against single calls (deep paths overflow to single calls). */
+static void test_url_differential(void)
+{
+    enum { NKEYS = 3000, NQ = 20000 };
+    static const char *const hosts[] = {"a.example", "b.example", "c.example", "d.example"};
+    struct url_ref *ref = calloc(NKEYS, sizeof(*ref));
+    struct kg_buf text = {0};
+    kg_buf_append_str(&text, "#fields\tindicator\tindicator_type\n");
+    size_t n = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        struct url_ref *r = &ref[n];
+        int o = snprintf(r->key, sizeof(r->key), "%s/", hosts[rnd_below(4)]);
+        for (uint32_t seg = rnd_below(i % 10 == 0 ? 14 : 4); seg > 0; seg--)
+            o += snprintf(r->key + o, sizeof(r->key) - (size_t)o, "%c%c", 'a' + (char)rnd_below(3),
+                          seg > 1 || rnd_below(2) ? '/' : 'x');
+        if (rnd_below(5) == 0) o += snprintf(r->key + o, sizeof(r->key) - (size_t)o, "?q=%u", rnd_below(3));
+        r->prefix = rnd_below(2);
+        bool dup = false;
+        for (size_t j = 0; j < n && !dup; j++)
+            dup = ref[j].prefix == r->prefix && strcmp(ref[j].key, r->key) == 0;
+        if (dup) continue;
+        kg_buf_append_str(&text, r->key);
+        kg_buf_append_str(&text, r->prefix ? "*\tIntel::URL\n" : "\tIntel::URL\n");
+        char v[100];
+        snprintf(v, sizeof(v), "%s%s", r->key, r->prefix ? "*" : "");
+        r->value = strdup(v);
+        n++;
+    }
+    struct kg_indicator_set *s = set_from(text.data);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_URL), n);
+    CHECK(match_url(s, "no.such.host", "/") == NULL);
+    char(*q)[300] = calloc(NQ, sizeof(*q));
+    struct kg_indicator_query *bq = calloc(NQ, sizeof(*bq));
+    const struct kg_indicator **out = calloc(NQ, sizeof(*out));
+    size_t wrong = 0, hits = 0, prefix_hits = 0, wrong_batch = 0;
+    for (size_t i = 0; i < NQ; i++) {
+        const char *host = hosts[rnd_below(4)];
+        char *t = q[i];
+        int o = 0;
+        uint32_t segs = rnd_below(i % 50 == 0 ? 40 : 5); /* now and then deeper than a batch takes */
+        t[o++] = '/';
+        if (rnd_below(3) == 0) {
+            /* A listed URL's host and path, and more. */
+            const struct url_ref *r = &ref[rnd_below((uint32_t)n)];
+            const char *path = strchr(r->key, '/') + 1, *qm = strchr(path, '?');
+            size_t pl = qm ? (size_t)(qm - path) : strlen(path);
+            host = hosts[r->key[0] - 'a'];
+            memcpy(t + o, path, pl);
+            o += (int)pl;
+        }
+        for (uint32_t seg = 0; seg < segs && o < 250; seg++)
+            o += snprintf(t + o, 300 - (size_t)o, "%c%s", 'a' + (char)rnd_below(3),
+                          seg + 1 < segs ? "/"
+                          : rnd_below(2) ? "/"
+                                         : "x");
+        if (rnd_below(4) == 0) o += snprintf(t + o, 300 - (size_t)o, "?q=%u", rnd_below(3));
+        t[o] = '\0';
+        char u[400];
+        snprintf(u, sizeof(u), "%s%s", host, t);
+        const char *want = ref_url(ref, n, u);
+        const struct kg_indicator *got = match_url(s, host, t);
+        const char *gv = got ? got->value : NULL;
+        hits += want != NULL;
+        prefix_hits += want && want[strlen(want) - 1] == '*';
+        if ((gv == NULL) != (want == NULL) || (gv && want && strcmp(gv, want) != 0)) {
+            if (wrong++ < 5)
+                fprintf(stderr, "url %s: got %s, want %s\n", u, value_of(got), want ? want : "(no match)");
+        }
+        bq[i] = (struct kg_indicator_query){
+            .type = KG_IND_URL, .value = host, .len = strlen(host), .uri = t, .uri_len = (size_t)o};
+    }
+    kg_indicator_match_batch(s, bq, NQ, out, 0);
+    for (size_t i = 0; i < NQ; i++)
+        wrong_batch += out[i] != kg_indicator_match_url(s, bq[i].value, bq[i].len, q[i], bq[i].uri_len, 0);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(wrong_batch, 0);
+    CHECK(hits > NQ / 4);
+    CHECK(prefix_hits > NQ / 8); /* the test does exercise prefixes */
+    for (size_t i = 0; i < n; i++)
+        free(ref[i].value);
+    free(ref);
+    free(q);
+    free(bq);
+    free(out);
+    kg_buf_free(&text);
+    kg_indicator_set_free(s);
+}
+
 static void test_hash(void)
 {
     struct kg_indicator_set *s = set_from("#fields\tindicator\tindicator_type\n"
@@ -2321,6 +2525,9 @@ int main(void)
     KG_TEST_RUN(test_addr_longest_prefix);
     KG_TEST_RUN(test_domain_suffix);
     KG_TEST_RUN(test_url);
+    KG_TEST_RUN(test_url_percent);
+    KG_TEST_RUN(test_url_prefix);
+    KG_TEST_RUN(test_url_differential);
     KG_TEST_RUN(test_hash);
     KG_TEST_RUN(test_hash_keys_inline);
     KG_TEST_RUN(test_domain_label_counts);

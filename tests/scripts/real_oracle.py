@@ -19,9 +19,19 @@ What it does:
      5-tuple in either direction. Prints rows / found / rate per capture and
      kind, every missed row, and the overall rate.
 
+  4. URLs: every `http_url` row whose request target is in origin form
+     ("/path"), with the `http_host` row of the same request for its host,
+     becomes an Intel::URL indicator in the same feed, in one of three
+     spellings by turn: as sent; respelled (the first letter of the path
+     percent-encoded, the hex digits of the other escapes in lower case),
+     which only matches if percent-encoding is normalised; or as a prefix,
+     the path's directory and a '*'. Each such row must get an alert on its
+     5-tuple with indicator.where "http.url" and indicator.value the most
+     specific indicator of the feed for it, as ref_url() below works it out
+     from docs/INDICATORS.md independently of kagami.
 Pass/fail: the rate over rows without "encap=" in their note must reach
---threshold (95 %). Rows with "encap=" (tunnelled packets) are reported but
-do not count yet.
+--threshold (95 %), for names and for URLs. Rows with "encap=" (tunnelled
+packets) are reported but do not count yet.
 
 Values tshark did not print verbatim ("escaped" below) are those in its own
 escaped form (U+FFFD for bytes that are not UTF-8, \\ooo / \\r for control
@@ -86,7 +96,7 @@ def printable(value):
 
 class Row:
     __slots__ = ("pcap", "kind", "value", "src_ip", "src_port", "dst_ip", "dst_port",
-                 "proto", "note", "encap", "escaped", "found")
+                 "proto", "note", "encap", "escaped", "found", "frame", "url", "want")
 
     def __init__(self, f):
         self.pcap = f["pcap"]
@@ -107,7 +117,8 @@ class Row:
                                              self.dst_port, self.proto)
 
 
-def load_oracle(path):
+def load_oracle(path, kinds=None):
+    kinds = kinds or KIND_WHERE
     rows = []
     with open(path, encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
         header = fh.readline().rstrip("\n").split("\t")
@@ -122,17 +133,117 @@ def load_oracle(path):
                 raise SystemExit("FAIL: %s:%d: %d columns, expected %d"
                                  % (path, lineno, len(parts), len(header)))
             f = dict(zip(header, parts))
-            if f["kind"] in KIND_WHERE:
-                rows.append(Row(f))
+            if f["kind"] in kinds:
+                row = Row(f)
+                row.frame = f["first_frame"]
+                rows.append(row)
     return rows
 
 
-def write_feed(rows, path):
+UNRESERVED = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+HEX = "0123456789abcdefABCDEF"
+
+
+def pct_normal(t):
+    """RFC 3986 6.2.2: escapes of unreserved characters decoded, the hex
+    digits of the others in upper case, a '%' without two hex digits kept."""
+    out, i = [], 0
+    while i < len(t):
+        if t[i] == "%" and i + 2 < len(t) and t[i + 1] in HEX and t[i + 2] in HEX:
+            c = int(t[i + 1:i + 3], 16)
+            out.append(chr(c) if c in UNRESERVED else "%" + t[i + 1:i + 3].upper())
+            i += 3
+        else:
+            out.append(t[i])
+            i += 1
+    return "".join(out)
+
+
+def respell(target):
+    """The same target, spelled differently: its first letter percent-encoded,
+    the hex digits of its escapes in lower case."""
+    out, done, i = [], False, 0
+    while i < len(target):
+        c = target[i]
+        if c == "%" and i + 2 < len(target) and target[i + 1] in HEX and target[i + 2] in HEX:
+            out.append("%" + target[i + 1:i + 3].lower())
+            i += 3
+            continue
+        if not done and c.isascii() and c.isalpha():
+            out.append("%%%02x" % ord(c))
+            done = True
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def url_rows(http_rows):
+    """The http_url rows usable for URL indicators, each with .url set to host
+    + target (host from the http_host row of the same request)."""
+    hosts = {}
+    for r in http_rows:
+        if r.kind == "http_host":
+            hosts[(r.pcap, r.src_ip, r.src_port, r.dst_ip, r.dst_port, r.frame)] = r.value
+    out = []
+    for r in http_rows:
+        if r.kind != "http_url" or r.escaped or not r.value.startswith("/"):
+            continue
+        h = hosts.get((r.pcap, r.src_ip, r.src_port, r.dst_ip, r.dst_port, r.frame))
+        if not h or is_escaped(h) or any(ord(c) <= 0x20 or ord(c) >= 0x7f for c in h + r.value):
+            continue
+        if h.endswith(":80"):
+            h = h[:-3]
+        r.url = h.lower() + r.value
+        out.append(r)
+    return out
+
+
+def url_indicators(rows):
+    """The URL indicators made of the rows (three spellings by turn): a list of
+    (listed value, normalised key, is prefix)."""
+    inds, seen = [], set()
+    for i, r in enumerate(sorted(rows, key=lambda x: (x.pcap, x.frame, x.url))):
+        host, target = r.url.split("/", 1)[0], "/" + r.url.split("/", 1)[1]
+        if i % 3 == 0:
+            listed, key, prefix = r.url, host + pct_normal(target), False
+        elif i % 3 == 1:
+            listed, key, prefix = host + respell(target), host + pct_normal(target), False
+        else:
+            path = pct_normal(target).split("?", 1)[0]
+            d = path[:path.rfind("/") + 1]
+            listed, key, prefix = host + d + "*", host + d, True
+        if (key, prefix) not in seen:
+            seen.add((key, prefix))
+            inds.append((listed, key, prefix))
+    return inds
+
+
+def ref_url(inds, url):
+    """The listed value of the most specific indicator matching url (host +
+    target as sent), per docs/INDICATORS.md: the exact one, else the longest
+    prefix P with url = P..., P ending in '/' or followed by '/' or '?'."""
+    host, target = url.split("/", 1)[0], "/" + url.split("/", 1)[1]
+    u = host + pct_normal(target)
+    best, found = -1, None
+    for listed, key, prefix in inds:
+        if not prefix and key == u:
+            return listed
+    for listed, key, prefix in inds:
+        if prefix and u.startswith(key) and len(key) > best and (
+                len(key) == len(u) or key.endswith("/") or u[len(key)] in "/?"):
+            best, found = len(key), listed
+    return found
+
+
+def write_feed(rows, path, urls=()):
     values = sorted({r.value for r in rows})
     with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
         fh.write("#fields\tindicator\tindicator_type\tmeta.source\n")
         for v in values:
             fh.write("%s\tIntel::DOMAIN\toracle\n" % v)
+        for listed, _, _ in urls:
+            fh.write("%s\tIntel::URL\toracle\n" % listed)
     return len(values)
 
 
@@ -246,10 +357,15 @@ def main():
     # `run` keeps the temporary work directory alive until main() returns.
     real_dir, oracle_path, captures, workdir = run.real_dir, run.oracle_path, run.captures, run.workdir
     rows = load_oracle(oracle_path)
+    urows = url_rows(load_oracle(oracle_path, ("http_url", "http_host")))
+    uinds = url_indicators(urows)
+    for r in urows:
+        r.want = ref_url(uinds, r.url)
     feed = os.path.join(workdir, "oracle.intel")
-    nind = write_feed(rows, feed)
-    print("feed: %d Intel::DOMAIN indicators from %d sni/dns_query rows of %s"
-          % (nind, len(rows), oracle_path))
+    nind = write_feed(rows, feed, uinds)
+    print("feed: %d Intel::DOMAIN indicators from %d sni/dns_query rows and %d Intel::URL indicators "
+          "(%d prefixes) from %d http_url rows of %s"
+          % (nind, len(rows), len(uinds), sum(1 for u in uinds if u[2]), len(urows), oracle_path))
     print("running kagami on %d captures (%d at a time, --workers %d)"
           % (len(captures), args.jobs, args.workers))
 
@@ -338,6 +454,32 @@ def main():
 
     if rate(f_c, n_c) < args.threshold:
         print("FAIL: found rate %.1f%% is below %.1f%%" % (rate(f_c, n_c), args.threshold))
+        failed = True
+
+    # URLs: an http.url alert on the row's 5-tuple naming the expected indicator.
+    url_alerts = {}
+    for c, r in results.items():
+        for a in r.alerts:
+            ind = a["indicator"]
+            if ind.get("where") != "http.url" or not isinstance(ind.get("value"), str):
+                continue
+            ends = [(norm_ip(str(a.get("src_ip"))), norm_port(a.get("src_port"))),
+                    (norm_ip(str(a.get("dest_ip"))), norm_port(a.get("dest_port")))]
+            for x, y in (ends, ends[::-1]):
+                url_alerts.setdefault((c, x, y, norm_proto(a.get("proto"))), set()).add(ind["value"])
+    uplain = [r for r in urows if not r.encap]
+    for r in urows:
+        got = url_alerts.get((r.pcap, (r.src_ip, r.src_port), (r.dst_ip, r.dst_port), r.proto), set())
+        r.found = r.want in got
+        if not r.found and (not r.encap):
+            print("MISS url %s %s: want %s, alerts %s  [%s]" % (r.pcap, printable(r.url), printable(str(r.want)),
+                                                              sorted(got) or "none", r.tuple_str()))
+    uf = sum(1 for r in uplain if r.found)
+    print("URL rows without encap=:            %4d/%4d found, %5.1f%% (threshold %.1f%%); with encap= %d/%d"
+          % (uf, len(uplain), rate(uf, len(uplain)), args.threshold,
+             sum(1 for r in urows if r.encap and r.found), sum(1 for r in urows if r.encap)))
+    if len(uplain) < 20 or rate(uf, len(uplain)) < args.threshold:
+        print("FAIL: URL found rate below %.1f%% (or fewer than 20 usable rows)" % args.threshold)
         failed = True
     if failed:
         print("FAIL")

@@ -3,10 +3,9 @@
  *
  * Generates N mixed indicators (default 10 million: 40% IPv4 addresses, 10%
  * CIDR blocks of mixed lengths (a tenth of them IPv6), 5% IPv6 addresses,
- * 30% domains, 5% URLs, 10% hashes: JA3, certificate SHA1, file
- * MD5/SHA1/SHA256, JA4) into a Zeek Intel file in a temporary directory,
- * loads it (wall time; peak resident memory from VmHWM in
- * /proc/self/status), then measures lookups per second on one core for each
+ * 30% domains, 5% URLs (a tenth of them prefixes, "host/dir/" and a star), 10% hashes: JA3, certificate SHA1,
+ * file MD5/SHA1/SHA256, JA4) into a Zeek Intel file in a temporary directory, loads it (wall time; peak
+ * resident memory from VmHWM in /proc/self/status), then measures lookups per second on one core for each
  * kind with a half-hit, half-miss workload in random order, and the same on
  * all cores at once; each measurement is the median of -r passes (5).
  *
@@ -174,7 +173,10 @@ static void make_member(enum kind k, uint64_t i, struct member *m)
         n += label(m->value + n, r, 6, 8);
         n += (size_t)snprintf(m->value + n, sizeof(m->value) - n, ".com/");
         n += label(m->value + n, mix(r), 4, 12);
-        snprintf(m->value + n, sizeof(m->value) - n, ".php?id=%llu", (unsigned long long)(r % 100000));
+        if (i % 10 == 9) /* a tenth are prefixes: a directory of the host */
+            snprintf(m->value + n, sizeof(m->value) - n, "/*");
+        else
+            snprintf(m->value + n, sizeof(m->value) - n, ".php?id=%llu", (unsigned long long)(r % 100000));
         m->type = "Intel::URL";
         break;
     }
@@ -309,8 +311,14 @@ static void build_queries(struct workload *w, enum kind k, size_t nq, uint64_t n
                 break;
             }
             case K_URL: {
-                char *q2 = strrchr(m.value, '=');
-                snprintf(q2 + 1, 24, "x%llu", (unsigned long long)(r2 % 1000));
+                size_t vl = strlen(m.value);
+                if (m.value[vl - 1] == '*') {
+                    /* Another directory of the host: a digit in its name. */
+                    memcpy(m.value + vl - 2, "1/*", 4);
+                } else {
+                    char *q2 = strrchr(m.value, '=');
+                    snprintf(q2 + 1, 24, "x%llu", (unsigned long long)(r2 % 1000));
+                }
                 break;
             }
             default:
@@ -351,6 +359,12 @@ static void build_queries(struct workload *w, enum kind k, size_t nq, uint64_t n
             q->len = (uint32_t)hl;
             to += hl;
             size_t pl = strlen(path);
+            if (path[pl - 1] == '*') {
+                /* A prefix: a file in the directory. */
+                pl = (size_t)snprintf(m.value + 160 - 64, 64, "%.*sf.php?id=%llu", (int)(pl - 1), path,
+                                      (unsigned long long)(r % 1000));
+                path = m.value + 160 - 64;
+            }
             memcpy(w->text + to, path, pl);
             q->off2 = (uint32_t)to;
             q->len2 = (uint32_t)pl;

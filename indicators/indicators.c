@@ -842,15 +842,20 @@ static inline bool bytes_eq(const char *p, const char *q, size_t n)
 {
     if (n > 64) return memcmp(p, q, n) == 0;
     uint64_t x, y, diff = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++)
+            diff |= (uint64_t)((uint8_t)p[i] ^ (uint8_t)q[i]);
+        return diff == 0;
+    }
+    for (size_t i = 0; i + 8 <= n; i += 8) {
         memcpy(&x, p + i, 8);
         memcpy(&y, q + i, 8);
         diff |= x ^ y;
     }
-    for (; i < n; i++)
-        diff |= (uint64_t)((uint8_t)p[i] ^ (uint8_t)q[i]);
-    return diff == 0;
+    /* The last 8 bytes (again, in part): no loop over n % 8 bytes. */
+    memcpy(&x, p + n - 8, 8);
+    memcpy(&y, q + n - 8, 8);
+    return (diff | (x ^ y)) == 0;
 }
 
 /* p[0..n) == q[0..n) for 1 <= n <= 32, with no branch on the data: four
@@ -881,7 +886,7 @@ static inline bool key_eq(const struct vrec *r, enum kg_ind_type type, const cha
 {
     if (type == KG_IND_DOMAIN && an - 1 < 32) return r->len == an && eq32(r->value, a, an);
     if (r->len != an + bn || !bytes_eq(r->value, a, an)) return false;
-    if (type == KG_IND_URL) return r->aux == an && memcmp(r->value + an, b, bn) == 0;
+    if (type == KG_IND_URL) return r->aux == an && bytes_eq(r->value + an, b, bn);
     return true;
 }
 
@@ -1507,18 +1512,39 @@ static inline uint64_t swar_maybe(uint64_t x, uint8_t c)
     return (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
 }
 
-/* dst[0..n) = src[0..n) in ASCII lower case, eight bytes at a time. */
-static inline void lower_copy(char *dst, const char *src, size_t n)
+/* dst[0..n) = src[0..n) in ASCII lower case, eight bytes at a time, and
+ * its kg_ind_hash(dst, n, seed) computed on the way. For n >= 8 the last
+ * bytes come from the 8 that end src (stored over bytes already written,
+ * with the same values), so no loop runs over a length that changes from
+ * call to call. */
+static inline uint64_t lower_copy_hash(char *dst, const char *src, size_t n, uint64_t seed)
 {
+    uint64_t h = seed ^ ((uint64_t)n * KG_IND_P1);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, src + i, 8);
         w = swar_lower(w); /* byte-wise: endianness does not matter */
         memcpy(dst + i, &w, 8);
+        h = kg_ind_round64(h, le64toh(w));
     }
-    for (; i < n; i++)
-        dst[i] = lower_ascii(src[i]);
+    if (i < n) {
+        size_t r = n - i;
+        uint64_t w = 0;
+        if (n >= 8) {
+            memcpy(&w, src + n - 8, 8);
+            w = swar_lower(w);
+            memcpy(dst + n - 8, &w, 8);
+            w = le64toh(w) >> (8 * (8 - r));
+        } else {
+            for (size_t b = 0; b < r; b++) {
+                dst[b] = lower_ascii(src[b]);
+                w |= (uint64_t)(uint8_t)dst[b] << (8 * b);
+            }
+        }
+        h = kg_ind_round64(h, w);
+    }
+    return kg_ind_hash_final(h);
 }
 
 /* Bit 7 of each byte of the result is set exactly where x has the byte c. */
@@ -1790,8 +1816,7 @@ static void lk_url(const struct kg_indicator_set *s, const char *host, size_t ho
         lk->overflow = true;
         return;
     }
-    lower_copy(lk->buf, host, host_len);
-    const uint64_t host_hash = kg_ind_hash(lk->buf, host_len, s->seed);
+    const uint64_t host_hash = lower_copy_hash(lk->buf, host, host_len, s->seed);
     const struct kg_ind_htab *pt = &s->url_prefix;
     const bool prefixes = pt->count && kg_ind_filter_test(&s->url_prefix_hosts, host_hash);
     /* Mirror norm_url(): a missing path, or a query without one, is "/"; the

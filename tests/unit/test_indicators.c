@@ -19,6 +19,7 @@
 #include "indicators/indicators.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -818,6 +819,32 @@ static void test_url_differential(void)
     free(bq);
     free(out);
     kg_buf_free(&text);
+    kg_indicator_set_free(s);
+}
+
+/* Hex decoding, every byte value in every position of a JA3: only the same
+ * digit, in either case, matches (a byte wrongly taken for a digit would
+ * decode to some nibble and could match). */
+static void test_hash_hex_bytes(void)
+{
+    const char *base = "0123456789abcdef0123456789ABCDEF";
+    struct kg_indicator_set *s = kg_indicator_set_new();
+    struct kg_err err;
+    CHECK(kg_indicator_set_add(s, KG_IND_JA3, base, "t", &err) == 0);
+    kg_indicator_set_finalize(s);
+    size_t wrong = 0;
+    for (int pos = 0; pos < 32; pos++) {
+        for (int c = 0; c < 256; c++) {
+            char q[33];
+            memcpy(q, base, 33);
+            q[pos] = (char)c;
+            bool want = tolower(c) == tolower((unsigned char)base[pos]);
+            bool got = kg_indicator_match_hash(s, KG_IND_JA3, q, 32, 0) != NULL;
+            if (got != want && wrong++ < 5)
+                fprintf(stderr, "JA3 with byte 0x%02x at %d: got %d\n", c, pos, got);
+        }
+    }
+    CHECK_EQ_INT(wrong, 0);
     kg_indicator_set_free(s);
 }
 
@@ -2529,6 +2556,7 @@ int main(void)
     KG_TEST_RUN(test_url_prefix);
     KG_TEST_RUN(test_url_differential);
     KG_TEST_RUN(test_hash);
+    KG_TEST_RUN(test_hash_hex_bytes);
     KG_TEST_RUN(test_hash_keys_inline);
     KG_TEST_RUN(test_domain_label_counts);
     KG_TEST_RUN(test_batch_overflow);

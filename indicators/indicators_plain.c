@@ -89,7 +89,13 @@ static enum kg_ind_type guess_type(const char *p, size_t n)
         v4 = v4 && ((c >= '0' && c <= '9') || c == '.');
         v6 = v6 && (kg_ind_hexval(c) >= 0 || c == ':' || c == '.');
     }
-    if (v4 || v6) return slash ? KG_IND_SUBNET : KG_IND_ADDR;
+    /* An address with "/" and a length is a network; with anything else
+     * after the "/" ("192.0.2.7/x.php", "192.0.2.7:8080/"), a URL whose
+     * host is an address. */
+    bool len_after = slash && n - an >= 2 && n - an <= 4;
+    for (size_t i = an + 1; len_after && i < n; i++)
+        len_after = p[i] >= '0' && p[i] <= '9';
+    if ((v4 || v6) && (!slash || len_after)) return slash ? KG_IND_SUBNET : KG_IND_ADDR;
     if (slash) return KG_IND_URL; /* host/path without a scheme */
     return KG_IND_DOMAIN;
 }

@@ -29,8 +29,19 @@ What it does:
      5-tuple with indicator.where "http.url" and indicator.value the most
      specific indicator of the feed for it, as ref_url() below works it out
      from docs/INDICATORS.md independently of kagami.
+  5. Fingerprints: every `ja3` row's JA3 and every `cert_sha1` row's SHA1
+     becomes a JA3 / CERT_HASH indicator; each such row must get an alert
+     with indicator.where "tls.ja3" / "tls.cert_sha1" and indicator.seen the
+     row's value on its 5-tuple (certificates of QUIC servers, sent
+     encrypted, are left out: tshark had the keys).
+  Formats: the distinct values of each kind are dealt out in turn to every
+     feed format that can carry them (Zeek Intel, plain list, STIX 2.1
+     bundle, MISP CSV, Suricata string dataset, abuse.ch SSLBL JA3 / cert
+     lists), one file per format, all loaded together; every format must
+     reach the threshold on its own rows too, so a format that loads but
+     never matches fails the test.
 Pass/fail: the rate over rows without "encap=" in their note must reach
---threshold (95 %), for names and for URLs. Rows with "encap=" (tunnelled
+--threshold (95 %), for names, URLs, fingerprints and each format. Rows with "encap=" (tunnelled
 packets) are reported but do not count yet.
 
 Values tshark did not print verbatim ("escaped" below) are those in its own
@@ -47,7 +58,11 @@ Exit codes: 0 pass, 1 fail, 77 skip (the capture set is not present).
 """
 
 import argparse
+import base64
 import collections
+import csv
+import re
+import uuid
 import concurrent.futures
 import ipaddress
 import json
@@ -61,6 +76,8 @@ from oracle_common import (ORACLE_COLUMNS, PROTO_NUMBERS, SANITIZER_MARKERS, Run
                            add_common_args, is_escaped, norm_ip, rate)
 
 KIND_WHERE = {"sni": "tls.sni", "dns_query": "dns.query"}
+FP_WHERE = {"ja3": "tls.ja3", "cert_sha1": "tls.cert_sha1"}
+FP_TYPE = {"ja3": "JA3", "cert_sha1": "CERT_HASH"}
 
 
 
@@ -236,15 +253,113 @@ def ref_url(inds, url):
     return found
 
 
-def write_feed(rows, path, urls=()):
-    values = sorted({r.value for r in rows})
-    with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
-        fh.write("#fields\tindicator\tindicator_type\tmeta.source\n")
-        for v in values:
-            fh.write("%s\tIntel::DOMAIN\toracle\n" % v)
-        for listed, _, _ in urls:
-            fh.write("%s\tIntel::URL\toracle\n" % listed)
-    return len(values)
+# The formats each kind can be written in (docs/INDICATORS.md), dealt out in turn.
+KIND_FORMATS = {
+    "DOMAIN": ("zeek", "plain", "stix", "misp", "dataset-string"),
+    "URL": ("zeek", "plain", "stix", "misp"),
+    "JA3": ("zeek", "plain", "misp", "sslbl-ja3"),
+    "CERT_HASH": ("zeek", "plain", "stix", "misp", "sslbl-cert"),
+    "ADDR": ("dataset-ipv4", "dataset-ip", "stix", "misp", "zeek", "plain"),
+}
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+NOT_HEX_OR_ADDR = re.compile(r"[g-zG-Z_-]")
+
+
+def format_fits(fmt, kind, value):
+    """Whether fmt can carry value without changing what it means (plain lists
+    tell types apart by shape; string datasets keep DNS names only)."""
+    if fmt == "plain" and kind == "DOMAIN":
+        return bool(PLAIN_NAME.fullmatch(value) and NOT_HEX_OR_ADDR.search(value))
+    if fmt == "dataset-string":
+        return bool(PLAIN_NAME.fullmatch(value) and "." in value)
+    if fmt == "plain" and kind == "URL":
+        return not any(c in value for c in "#; \t")
+    if fmt in ("stix", "misp"):
+        return value.isprintable()
+    if fmt == "dataset-ipv4":
+        return ":" not in value
+    return True
+
+
+def deal_formats(kind, values):
+    """{value: format}: the distinct values dealt out in turn to the formats of
+    the kind; a value a format cannot carry goes to the next one (Zeek takes
+    anything)."""
+    fmts = KIND_FORMATS[kind]
+    out = {}
+    for i, v in enumerate(sorted(values)):
+        for j in range(len(fmts)):
+            f = fmts[(i + j) % len(fmts)]
+            if format_fits(f, kind, v):
+                out[v] = f
+                break
+        else:
+            out[v] = "zeek"
+    return out
+
+
+def stix_string(v):
+    return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+STIX_PATHS = {"DOMAIN": "domain-name:value", "URL": "url:value", "CERT_HASH": "x509-certificate:hashes.'SHA-1'",
+              "ADDR": "ipv4-addr:value"}
+MISP_TYPES = {"DOMAIN": "domain", "URL": "url", "JA3": "ja3-fingerprint-md5", "CERT_HASH": "x509-fingerprint-sha1",
+              "ADDR": "ip-dst"}
+PLAIN_PREFIX = {"DOMAIN": "", "URL": "", "JA3": "ja3:", "CERT_HASH": "cert:", "ADDR": ""}
+
+
+def write_feeds(workdir, entries):
+    """entries: (kind, listed value, format). Writes one file per format;
+    returns the --indicators arguments (with format prefixes)."""
+    by_fmt = collections.defaultdict(list)
+    for kind, v, fmt in entries:
+        by_fmt[fmt].append((kind, v))
+    args = []
+    for fmt, items in sorted(by_fmt.items()):
+        path = os.path.join(workdir, "oracle-%s.feed" % fmt)
+        with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
+            if fmt == "zeek":
+                fh.write("#fields\tindicator\tindicator_type\tmeta.source\n")
+                for kind, v in items:
+                    fh.write("%s\tIntel::%s\toracle\n" % (v, kind))
+            elif fmt == "plain":
+                fh.write("# oracle values\n")
+                for kind, v in items:
+                    fh.write(PLAIN_PREFIX[kind] + v + "\n")
+            elif fmt == "stix":
+                objs = [{"type": "identity", "spec_version": "2.1", "id": "identity--" + str(uuid.uuid4()),
+                         "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z",
+                         "name": "oracle", "identity_class": "organization"}]
+                for kind, v in items:
+                    objs.append({"type": "indicator", "spec_version": "2.1", "id": "indicator--" + str(uuid.uuid4()),
+                                 "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z",
+                                 "created_by_ref": objs[0]["id"], "name": "oracle %s" % kind,
+                                 "pattern": "[%s = %s]" % ("ipv6-addr:value" if kind == "ADDR" and ":" in v
+                                                           else STIX_PATHS[kind], stix_string(v)),
+                                 "pattern_type": "stix", "valid_from": "1990-01-01T00:00:00Z"})
+                json.dump({"type": "bundle", "id": "bundle--" + str(uuid.uuid4()), "objects": objs}, fh)
+            elif fmt == "misp":
+                w = csv.writer(fh, lineterminator="\n")
+                w.writerow(["uuid", "event_id", "category", "type", "value", "comment", "to_ids"])
+                for kind, v in items:
+                    w.writerow([str(uuid.uuid4()), "1", "Network activity", MISP_TYPES[kind], v, "oracle", "1"])
+            elif fmt == "dataset-string":
+                for kind, v in items:
+                    fh.write(base64.b64encode(v.encode("utf-8", "surrogateescape")).decode("ascii") + "\n")
+            elif fmt in ("dataset-ipv4", "dataset-ip"):
+                for kind, v in items:
+                    fh.write("%s,1\n" % v)   # with a datarep reputation
+            elif fmt == "sslbl-ja3":
+                fh.write("# abuse.ch SSLBL JA3 (oracle)\n# ja3_md5,Firstseen,Lastseen,Listingreason\n")
+                for kind, v in items:
+                    fh.write("%s,2026-01-01 00:00:00,2026-01-02 00:00:00,oracle\n" % v)
+            elif fmt == "sslbl-cert":
+                fh.write("# abuse.ch SSLBL certificates (oracle)\n# Listingdate,SHA1,Listingreason\n")
+                for kind, v in items:
+                    fh.write("2026-01-01 00:00:00,%s,oracle\n" % v)
+        args.append("%s:%s" % (fmt, path))
+    return args
 
 
 class RunResult:
@@ -256,12 +371,14 @@ class RunResult:
         self.seconds = 0.0
 
 
-def run_capture(kagami, pcap_path, feed, outdir, workers, timeout):
+def run_capture(kagami, pcap_path, feeds, outdir, workers, timeout):
     name = os.path.basename(pcap_path)
     res = RunResult(name)
     out = os.path.join(outdir, name + ".alerts.json")
-    cmd = [kagami, "-r", pcap_path, "--indicators", feed, "-o", "file:" + out,
-           "--workers", str(workers)]
+    cmd = [kagami, "-r", pcap_path]
+    for f in feeds:
+        cmd += ["--indicators", f]
+    cmd += ["-o", "file:" + out, "--workers", str(workers)]
     if os.path.exists(out):
         os.unlink(out)   # the file sink appends; --keep may reuse a directory
     t0 = time.monotonic()
@@ -361,11 +478,29 @@ def main():
     uinds = url_indicators(urows)
     for r in urows:
         r.want = ref_url(uinds, r.url)
-    feed = os.path.join(workdir, "oracle.intel")
-    nind = write_feed(rows, feed, uinds)
-    print("feed: %d Intel::DOMAIN indicators from %d sni/dns_query rows and %d Intel::URL indicators "
-          "(%d prefixes) from %d http_url rows of %s"
-          % (nind, len(rows), len(uinds), sum(1 for u in uinds if u[2]), len(urows), oracle_path))
+    # Certificates of QUIC servers travel in encrypted Handshake packets: tshark had the keys, a
+    # sensor never has (meta_oracle.py calls such rows "decrypt-only").
+    frows = [r for r in load_oracle(oracle_path, FP_WHERE)
+             if not r.escaped and not (r.kind == "cert_sha1" and "proto=quic" in r.note.split(";"))]
+    for r in frows:
+        r.value = r.value.lower()
+    dom_fmt = deal_formats("DOMAIN", {r.value for r in rows})
+    url_fmt = deal_formats("URL", {u[0] for u in uinds})
+    fp_fmt = {k: deal_formats(FP_TYPE[k], {r.value for r in frows if r.kind == k}) for k in FP_WHERE}
+    # Addresses: the servers of the HTTP requests above, against flow endpoints.
+    arows = [r for r in urows if not r.encap]
+    addr_fmt = deal_formats("ADDR", {r.dst_ip for r in arows})
+    entries = [("DOMAIN", v, f) for v, f in dom_fmt.items()] + [("URL", v, f) for v, f in url_fmt.items()]
+    entries += [("ADDR", v, f) for v, f in addr_fmt.items()]
+    for k in FP_WHERE:
+        entries += [(FP_TYPE[k], v, f) for v, f in fp_fmt[k].items()]
+    feed = write_feeds(workdir, entries)
+    print("feeds: %d DOMAIN indicators from %d sni/dns_query rows, %d URL indicators (%d prefixes) from %d "
+          "http_url rows, %d JA3 and %d CERT_HASH from %d ja3/cert_sha1 rows of %s, in %d formats"
+          % (len(dom_fmt), len(rows), len(uinds), sum(1 for u in uinds if u[2]), len(urows),
+             len(fp_fmt["ja3"]), len(fp_fmt["cert_sha1"]), len(frows), oracle_path, len(feed)))
+    for f in feed:
+        print("  --indicators " + f)
     print("running kagami on %d captures (%d at a time, --workers %d)"
           % (len(captures), args.jobs, args.workers))
 
@@ -480,6 +615,83 @@ def main():
              sum(1 for r in urows if r.encap and r.found), sum(1 for r in urows if r.encap)))
     if len(uplain) < 20 or rate(uf, len(uplain)) < args.threshold:
         print("FAIL: URL found rate below %.1f%% (or fewer than 20 usable rows)" % args.threshold)
+        failed = True
+
+    # Fingerprints: an alert at the row's place on its 5-tuple whose seen is the row's value.
+    fp_alerts = set()
+    for c, r in results.items():
+        for a in r.alerts:
+            ind = a["indicator"]
+            if ind.get("where") not in FP_WHERE.values() or not isinstance(ind.get("seen"), str):
+                continue
+            ends = [(norm_ip(str(a.get("src_ip"))), norm_port(a.get("src_port"))),
+                    (norm_ip(str(a.get("dest_ip"))), norm_port(a.get("dest_port")))]
+            for x, y in (ends, ends[::-1]):
+                fp_alerts.add((c, ind["where"], ind["seen"].replace(":", "").lower(), x, y, norm_proto(a.get("proto"))))
+    fplain = [r for r in frows if not r.encap]
+    for r in frows:
+        r.found = (r.pcap, FP_WHERE[r.kind], r.value, (r.src_ip, r.src_port), (r.dst_ip, r.dst_port),
+                   r.proto) in fp_alerts
+    for k in FP_WHERE:
+        ks = [r for r in fplain if r.kind == k]
+        kf = sum(1 for r in ks if r.found)
+        print("%-9s rows without encap=:          %4d/%4d found, %5.1f%%" % (k, kf, len(ks), rate(kf, len(ks))))
+        for r in ks:
+            if not r.found:
+                print("MISS %s %s %s  [%s]" % (k, r.pcap, r.value, r.tuple_str()))
+        if len(ks) < 20 or rate(kf, len(ks)) < args.threshold:
+            print("FAIL: %s found rate below %.1f%% (or fewer than 20 rows)" % (k, args.threshold))
+            failed = True
+
+    # Addresses: an alert naming the server's address on each request's 5-tuple.
+    addr_alerts = set()
+    for c, r in results.items():
+        for a in r.alerts:
+            ind = a["indicator"]
+            if ind.get("where") in ("conn.src_ip", "conn.dest_ip") and isinstance(ind.get("value"), str):
+                ends = [(norm_ip(str(a.get("src_ip"))), norm_port(a.get("src_port"))),
+                        (norm_ip(str(a.get("dest_ip"))), norm_port(a.get("dest_port")))]
+                for x, y in (ends, ends[::-1]):
+                    addr_alerts.add((c, norm_ip(ind["value"]), x, y, norm_proto(a.get("proto"))))
+    afound = {id(r): (r.pcap, r.dst_ip, (r.src_ip, r.src_port), (r.dst_ip, r.dst_port), r.proto) in addr_alerts
+              for r in arows}
+    af = sum(afound.values())
+    print("ADDR rows (HTTP servers):            %4d/%4d found, %5.1f%%" % (af, len(arows), rate(af, len(arows))))
+    for r in arows:
+        if not afound[id(r)]:
+            print("MISS addr %s %s  [%s]" % (r.pcap, r.dst_ip, r.tuple_str()))
+    if rate(af, len(arows)) < args.threshold:
+        print("FAIL: ADDR found rate below %.1f%%" % args.threshold)
+        failed = True
+
+    # Each format on its own rows (verbatim, without tunnels).
+    per_fmt = collections.defaultdict(lambda: [0, 0])
+    for r in counted:
+        st = per_fmt[dom_fmt[r.value]]
+        st[0] += 1
+        st[1] += r.found
+    for r in uplain:
+        st = per_fmt[url_fmt[r.want]] if r.want in url_fmt else per_fmt["(none)"]
+        st[0] += 1
+        st[1] += r.found
+    for r in fplain:
+        st = per_fmt[fp_fmt[r.kind][r.value]]
+        st[0] += 1
+        st[1] += r.found
+    for r in arows:
+        st = per_fmt[addr_fmt[r.dst_ip]]
+        st[0] += 1
+        st[1] += afound[id(r)]
+    print("\n== per format (rows it carries the indicator of) ==")
+    for fmt in sorted(per_fmt):
+        n, f = per_fmt[fmt]
+        print("%-16s %4d/%4d found, %5.1f%%" % (fmt, f, n, rate(f, n)))
+        if rate(f, n) < args.threshold:
+            print("FAIL: format %s found rate below %.1f%%" % (fmt, args.threshold))
+            failed = True
+    missing = sorted({f for fs in KIND_FORMATS.values() for f in fs} - set(per_fmt))
+    if missing:
+        print("FAIL: formats with no row to show for: %s" % ", ".join(missing))
         failed = True
     if failed:
         print("FAIL")

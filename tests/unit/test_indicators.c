@@ -1693,6 +1693,29 @@ static void test_plain(void)
     kg_indicator_set_free(s);
 }
 
+/* Plain lists: an address followed by "/" and a length is a network; by
+ * "/" and anything else, a URL on that address (the shape real request
+ * URLs have: "192.168.13.31:8080/log4shell/login"). */
+static void test_plain_url_shapes(void)
+{
+    struct kg_indicator_set *s = set_from("192.0.2.7/kit/x.php\n"
+                                          "192.168.13.31:8080/log4shell/login\n"
+                                          "198.51.100.0/24\n"
+                                          "10.0.0.1/\n"
+                                          "2001:db8::/48\n"
+                                          "[2001:db8::5]:8080/a\n"
+                                          "203.0.113.5/dir/*\n");
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_URL), 5);
+    CHECK_EQ_INT(kg_indicator_set_count(s, KG_IND_SUBNET), 2);
+    CHECK(match_url(s, "192.0.2.7", "/kit/x.php") != NULL);
+    CHECK(match_url(s, "192.168.13.31:8080", "/log4shell/login") != NULL);
+    CHECK(match_url(s, "10.0.0.1", "/") != NULL);
+    CHECK(match_url(s, "[2001:db8::5]:8080", "/a") != NULL);
+    CHECK(match_url(s, "203.0.113.5", "/dir/a?b") != NULL);
+    CHECK(match_v4(s, "198.51.100.77") != NULL);
+    kg_indicator_set_free(s);
+}
+
 static void test_stix(void)
 {
     struct load_call c = {0};
@@ -2570,6 +2593,7 @@ int main(void)
     KG_TEST_RUN(test_format_names);
     KG_TEST_RUN(test_detection);
     KG_TEST_RUN(test_plain);
+    KG_TEST_RUN(test_plain_url_shapes);
     KG_TEST_RUN(test_stix);
     KG_TEST_RUN(test_misp);
     KG_TEST_RUN(test_sslbl);

@@ -812,6 +812,30 @@ static void test_url_differential(void)
     CHECK_EQ_INT(wrong_batch, 0);
     CHECK(hits > NQ / 4);
     CHECK(prefix_hits > NQ / 8); /* the test does exercise prefixes */
+
+    /* Hostile targets to hosts with prefixes: any bytes, heavy in '/', '%'
+     * and '?', up to past KG_IND_VALUE_MAX; batched and single answers
+     * agree (and the sanitizers see every read). */
+    enum { NB = 2000, TMAX = 9000 };
+    char *tb = malloc((size_t)NB * TMAX);
+    for (size_t i = 0; i < NB; i++) {
+        char *t = tb + i * TMAX;
+        size_t tl = rnd_below(i % 20 == 0 ? TMAX : 300);
+        for (size_t c = 0; c < tl; c++) {
+            uint32_t r = rnd_below(10);
+            t[c] = r < 3 ? "/%?"[r] : r < 5 ? "abcf"[rnd_below(4)] : (char)rnd_below(256);
+        }
+        const char *host = hosts[rnd_below(4)];
+        bq[i] = (struct kg_indicator_query){
+            .type = KG_IND_URL, .value = host, .len = strlen(host), .uri = t, .uri_len = tl};
+    }
+    kg_indicator_match_batch(s, bq, NB, out, 0);
+    size_t hostile_wrong = 0;
+    for (size_t i = 0; i < NB; i++)
+        hostile_wrong +=
+            out[i] != kg_indicator_match_url(s, bq[i].value, bq[i].len, bq[i].uri, bq[i].uri_len, 0);
+    CHECK_EQ_INT(hostile_wrong, 0);
+    free(tb);
     for (size_t i = 0; i < n; i++)
         free(ref[i].value);
     free(ref);

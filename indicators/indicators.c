@@ -1529,20 +1529,16 @@ static inline uint64_t lower_copy_hash(char *dst, const char *src, size_t n, uin
         h = kg_ind_round64(h, le64toh(w));
     }
     if (i < n) {
-        size_t r = n - i;
-        uint64_t w = 0;
         if (n >= 8) {
+            uint64_t w;
             memcpy(&w, src + n - 8, 8);
             w = swar_lower(w);
             memcpy(dst + n - 8, &w, 8);
-            w = le64toh(w) >> (8 * (8 - r));
         } else {
-            for (size_t b = 0; b < r; b++) {
+            for (size_t b = 0; b < n; b++)
                 dst[b] = lower_ascii(src[b]);
-                w |= (uint64_t)(uint8_t)dst[b] << (8 * b);
-            }
         }
-        h = kg_ind_round64(h, w);
+        h = kg_ind_round64(h, kg_ind_tail_word((const uint8_t *)dst, n));
     }
     return kg_ind_hash_final(h);
 }
@@ -1771,14 +1767,7 @@ static inline uint64_t url_target_hash(const char *p, size_t n, uint64_t seed, b
         h = kg_ind_round64(h, w);
     }
     if (i < n) {
-        size_t r = n - i;
-        uint64_t w = 0;
-        if (n >= 8) {
-            w = url_word(p + n - 8) >> (8 * (8 - r));
-        } else {
-            for (size_t b = 0; b < r; b++)
-                w |= (uint64_t)(uint8_t)p[i + b] << (8 * b);
-        }
+        uint64_t w = kg_ind_tail_word((const uint8_t *)p, n);
         seen |= swar_maybe(w, '%'); /* the bytes above are zeros */
         h = kg_ind_round64(h, w);
     }

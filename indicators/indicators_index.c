@@ -23,45 +23,19 @@ uint64_t kg_ind_hash(const void *data, size_t n, uint64_t seed)
     /* The length enters the state first, so "ab" and "ab\0" (same padded
      * last word) differ. */
     uint64_t h = seed ^ ((uint64_t)n * KG_IND_P1);
-    while (n >= 8) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
         uint64_t w;
-        memcpy(&w, p, 8); /* unaligned-safe load; compiles to one mov */
+        memcpy(&w, p + i, 8); /* unaligned-safe load; compiles to one mov */
         h = round64(h, le64toh(w));
-        p += 8;
-        n -= 8;
     }
-    if (n) {
-        /* The last 1-7 bytes as the low bytes of a word. When the key has
-         * 8 bytes or more, load the 8 that end it and shift (a copy of n
-         * bytes into w would be n stores the load then waits for). */
-        uint64_t w = 0;
-        if (p - (const uint8_t *)data >= 8 - (ptrdiff_t)n) {
-            memcpy(&w, p + n - 8, 8);
-            w = le64toh(w) >> (8 * (8 - n));
-        } else {
-            for (size_t i = 0; i < n; i++)
-                w |= (uint64_t)p[i] << (8 * i);
-        }
-        h = round64(h, w);
-    }
-    /* MurmurHash3 fmix64. */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    if (i < n) h = round64(h, kg_ind_tail_word(p, n));
+    return kg_ind_hash_final(h);
 }
 
 uint64_t kg_ind_hash32(uint32_t w, uint64_t seed)
 {
-    uint64_t h = round64(seed ^ (4 * KG_IND_P1), w);
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    return kg_ind_hash_final(round64(seed ^ (4 * KG_IND_P1), w));
 }
 
 uint64_t kg_ind_domain_hash(const char *name, size_t len, uint64_t seed)

@@ -105,6 +105,23 @@ static inline uint64_t kg_ind_hash_final(uint64_t h)
     return h;
 }
 
+/* kg_ind_hash's last word: the final n % 8 (1-7) bytes of the n-byte key p
+ * as the low bytes of a word. When the key has 8 bytes or more, the 8 that
+ * end it are loaded and shifted (a copy of a few bytes into a word would be
+ * as many stores that the load then waits for). */
+static inline uint64_t kg_ind_tail_word(const uint8_t *p, size_t n)
+{
+    size_t r = n % 8;
+    uint64_t w = 0;
+    if (n >= 8) {
+        memcpy(&w, p + n - 8, 8);
+        return le64toh(w) >> (8 * (8 - r));
+    }
+    for (size_t i = 0; i < r; i++)
+        w |= (uint64_t)p[i] << (8 * i);
+    return w;
+}
+
 /*
  * Domain hashing reads a name right to left, in 8-byte words aligned to its
  * end, so every suffix of a name shares the chain of its full words: with
